@@ -1,0 +1,1 @@
+"""First-party datasets: importing this package registers them."""

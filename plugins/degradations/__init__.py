@@ -1,0 +1,1 @@
+"""First-party degradations: importing this package registers them."""

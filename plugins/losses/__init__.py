@@ -1,0 +1,1 @@
+"""First-party losses: importing this package registers them."""

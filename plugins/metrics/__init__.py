@@ -1,0 +1,1 @@
+"""First-party metrics: importing this package registers them."""

@@ -1,0 +1,1 @@
+"""First-party models: importing this package registers them."""

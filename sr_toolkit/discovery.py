@@ -1,0 +1,105 @@
+"""Finding plugins: entry points of installed distributions, and modules a recipe lists.
+
+A plugin is any module that registers components when imported. An installed distribution
+declares it in its packaging metadata::
+
+    [project.entry-points."sr_toolkit.plugins"]
+    my_plugin = "my_package.sr_plugin"
+
+sr-toolkit's own first-party plugins are declared exactly this way. A recipe may also name
+modules or ``.py`` files under ``plugins:``; :func:`import_plugins` imports those.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from sr_toolkit.errors import PluginError, SrToolkitError
+
+ENTRY_POINT_GROUP = "sr_toolkit.plugins"
+
+_loaded = False
+_loading_plugin: str | None = None
+
+
+def current_plugin(factory: Callable[..., Any]) -> str:
+    """The plugin a component being registered belongs to: the distribution whose entry point is
+    being imported, else the module that defines it."""
+    return _loading_plugin or factory.__module__
+
+
+def _import_as(plugin: str, load: Callable[[], Any]) -> None:
+    global _loading_plugin
+    previous, _loading_plugin = _loading_plugin, plugin
+    try:
+        load()
+    finally:
+        _loading_plugin = previous
+
+
+def load_entry_points() -> None:
+    """Import every module declared under the ``sr_toolkit.plugins`` entry-point group, once."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=str):
+        distribution = entry_point.dist.name if entry_point.dist else entry_point.value
+        try:
+            _import_as(distribution, entry_point.load)
+        except SrToolkitError:
+            raise
+        except Exception as exc:
+            _loaded = False
+            raise PluginError(
+                f"plugin '{entry_point.name}' of {distribution} ({entry_point.value}) failed to "
+                f"import: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def import_plugins(specs: Iterable[str], base_dir: Path | None = None) -> None:
+    """Import plugin modules a recipe lists: module names (``my_pkg.plugin``) or ``.py`` paths.
+
+    Relative paths are looked up next to the recipe (``base_dir``) first, then in the working
+    directory.
+    """
+    load_entry_points()
+    for spec in specs:
+        if spec.endswith(".py") or "/" in spec or "\\" in spec:
+            _import_file(spec, base_dir)
+        else:
+            try:
+                _import_as(spec, lambda: importlib.import_module(spec))
+            except ModuleNotFoundError as exc:
+                raise PluginError(f"plugins: cannot import module '{spec}': {exc}") from exc
+
+
+def _import_file(spec: str, base_dir: Path | None) -> None:
+    candidates = [Path(spec)] if Path(spec).is_absolute() else [Path.cwd() / spec]
+    if base_dir is not None and not Path(spec).is_absolute():
+        candidates.insert(0, base_dir / spec)
+    path = next((p.resolve() for p in candidates if p.is_file()), None)
+    if path is None:
+        tried = ", ".join(str(p) for p in candidates)
+        raise PluginError(f"plugins: no file '{spec}' (looked for {tried})")
+    module_name = f"sr_toolkit_local_plugin_{path.stem}_{abs(hash(str(path))):x}"
+    if module_name in sys.modules:
+        return
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    try:
+        _import_as(str(path), lambda: module_spec.loader.exec_module(module))
+    except SrToolkitError:
+        del sys.modules[module_name]
+        raise
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise PluginError(f"plugins: {path} failed to import: {type(exc).__name__}: {exc}") from exc
