@@ -5,20 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rich.console import Console
-from rich.table import Table
-
 from sr_toolkit.errors import SrToolkitError
 from sr_toolkit.registry import REGISTRIES
 
 
 def list_components(kinds: list[str]) -> None:
-    """Print every registered component of the given kinds, one a line."""
-    table = Table("kind", "name", "plugin", "description", box=None, pad_edge=False)
+    """Print every registered component of the given kinds, one a line, in aligned columns."""
+    rows = [("kind", "name", "plugin", "description")]
     for plural in kinds:
-        for entry in REGISTRIES[plural].entries():
-            table.add_row(entry.kind, entry.name, entry.plugin, entry.summary)
-    Console(width=200 if not sys.stdout.isatty() else None).print(table)
+        rows += [(e.kind, e.name, e.plugin, e.summary) for e in REGISTRIES[plural].entries()]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        print("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[3]]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ modules or ``.py`` files under ``plugins:``; :func:`import_plugins` imports thos
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -28,10 +29,23 @@ _loaded = False
 _loading_plugin: str | None = None
 
 
+@functools.cache
+def _entry_point_modules() -> dict[str, str]:
+    """Module named by each ``sr_toolkit.plugins`` entry point -> its distribution's name."""
+    return {
+        entry_point.module: entry_point.dist.name if entry_point.dist else entry_point.module
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    }
+
+
 def current_plugin(factory: Callable[..., Any]) -> str:
-    """The plugin a component being registered belongs to: the distribution whose entry point is
-    being imported, else the module that defines it."""
-    return _loading_plugin or factory.__module__
+    """The plugin a component being registered belongs to: the distribution whose entry point
+    (or a module inside it) defines it, else what is being imported, else its module."""
+    module = factory.__module__
+    for package, distribution in _entry_point_modules().items():
+        if module == package or module.startswith(package + "."):
+            return distribution
+    return _loading_plugin or module
 
 
 def _import_as(plugin: str, load: Callable[[], Any]) -> None:
@@ -50,7 +64,7 @@ def load_entry_points() -> None:
         return
     _loaded = True
     for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=str):
-        distribution = entry_point.dist.name if entry_point.dist else entry_point.value
+        distribution = _entry_point_modules()[entry_point.module]
         try:
             _import_as(distribution, entry_point.load)
         except SrToolkitError:

@@ -19,3 +19,7 @@ class RecipeError(SrToolkitError):
 
 class DataError(SrToolkitError):
     """Input data that cannot be used: missing folder, no usable image, unreadable file."""
+
+
+class TrainingDiverged(SrToolkitError):
+    """The training loss became NaN or infinite."""

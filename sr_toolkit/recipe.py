@@ -18,7 +18,7 @@ import yaml
 
 from sr_toolkit.discovery import import_plugins
 from sr_toolkit.errors import RecipeError
-from sr_toolkit.registry import DATASETS, DEGRADATIONS, LOSSES, MODELS
+from sr_toolkit.registry import DATASETS, DEGRADATIONS, LOSSES, MODELS, Registry, parameters
 from sr_toolkit.schema import Component, ComponentList, Field, Section
 
 
@@ -73,7 +73,7 @@ RECIPE_SCHEMA = Section(
         ),
         "data": Section(
             {
-                "train": Component(DATASETS, {"type": "builtin", "split": "train"}),
+                "train": Component(DATASETS, {"type": "builtin", "split": "train", "patch_size": 96}),
                 "val": Component(DATASETS, {"type": "builtin", "split": "val"}, optional=True),
                 "batch_size": Field(int, 16),
                 "num_workers": Field(int, 0),
@@ -190,6 +190,42 @@ def apply_override(recipe: dict[str, Any], keys: Sequence[str], value: Any) -> N
             raise RecipeError(f"override {where}: '{'.'.join(keys[:depth])}' is not a mapping")
 
 
+INHERITED_KEYS = ("scale", "seed")
+"""Top-level keys passed to every component that takes an argument of that name and omits it."""
+
+
+def component_specs(raw: Mapping[str, Any]) -> list[tuple[Registry, Any]]:
+    """The component mappings of a raw recipe, each with the registry that builds it."""
+    data = raw.get("data") if isinstance(raw.get("data"), Mapping) else {}
+    specs: list[tuple[Registry, Any]] = [(MODELS, raw.get("model"))]
+    specs += [(DATASETS, data.get(split)) for split in ("train", "val")]
+    for key, registry in (("degradation", DEGRADATIONS), ("loss", LOSSES)):
+        items = raw.get(key)
+        specs += [(registry, item) for item in (items if isinstance(items, list) else [items])]
+    return specs
+
+
+def fill_component_defaults(raw: dict[str, Any]) -> None:
+    """Put the schema's default seed and datasets into a raw recipe, so they inherit too."""
+    raw.setdefault("seed", RECIPE_SCHEMA.fields["seed"].default())
+    data = raw.setdefault("data", {})
+    if isinstance(data, dict):
+        for split, node in RECIPE_SCHEMA.fields["data"].fields.items():
+            if split in ("train", "val") and split not in data:
+                data[split] = node.default()
+
+
+def inherit_globals(raw: dict[str, Any]) -> None:
+    """Give each component the recipe's ``scale`` and ``seed`` when it takes them and omits them."""
+    for registry, spec in component_specs(raw):
+        if not isinstance(spec, dict) or spec.get("type") not in registry:
+            continue  # missing or unknown: validation reports it
+        accepted = parameters(registry.get(spec["type"]).factory) or {}
+        for key in INHERITED_KEYS:
+            if key in raw and key in accepted and key not in spec:
+                spec[key] = raw[key]
+
+
 def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Read, merge, override, import plugins and validate a recipe; return it fully resolved."""
     path = Path(path)
@@ -200,6 +236,8 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise RecipeError(f"{path}: plugins: expected a list of module names or .py paths")
     import_plugins(plugins, base_dir=path.resolve().parent)
+    fill_component_defaults(raw)
+    inherit_globals(raw)
     try:
         recipe = RECIPE_SCHEMA.resolve(raw, "")
     except RecipeError as exc:

@@ -45,11 +45,12 @@ class Entry:
 
     @property
     def source(self) -> str:
-        """The file that defines the component, used to recognise a module imported twice."""
+        """File and qualified name of the definition, to recognise a module imported twice."""
         try:
-            return str(Path(inspect.getfile(self.factory)).resolve())
+            where = str(Path(inspect.getfile(self.factory)).resolve())
         except (TypeError, OSError):
-            return self.factory.__module__
+            where = self.factory.__module__
+        return f"{where}:{self.factory.__qualname__}"
 
 
 @dataclass(frozen=True)

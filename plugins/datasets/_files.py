@@ -1,0 +1,102 @@
+"""Datasets read from image files: every file is decoded once when the dataset is built.
+
+That scan finds the unusable files up front (empty, truncated, not an image, too small for the
+patch, an input of the wrong size), so each is skipped with one warning naming it instead of
+failing mid-training; the decoded images are then kept in memory as uint8 when ``cache`` is on.
+The scan costs one decode per file, which suits the small folders SR training uses (hundreds to a
+few thousand images); with ``cache`` off, files are decoded again on every access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from sr_toolkit.errors import DataError
+from sr_toolkit.imageio import read_image, to_uint8
+from sr_toolkit_plugins.datasets._patches import PatchDataset, Split, logger
+
+Source = tuple[str, dict[str, Path]]
+"""One image: its name and the files it is read from, by role ("target", and "input" when paired)."""
+
+
+def decode(path: Path) -> torch.Tensor:
+    """The image at ``path`` as a uint8 (3, H, W) tensor (grayscale replicated, alpha dropped)."""
+    return to_uint8(read_image(path, mode="RGB"))
+
+
+def skip(message: str) -> None:
+    """Log one warning line about an unusable file."""
+    logger.warning("skipping %s", message)
+
+
+class FileDataset(PatchDataset):
+    """Images read from files, scanned at construction; ``where`` names their folder(s) in errors."""
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        where: str,
+        split: Split,
+        patch_size: Optional[int],
+        augment: bool,
+        seed: int,
+        scale: int,
+        cache: bool,
+    ) -> None:
+        super().__init__(split, patch_size, augment, seed, scale)
+        self._sources: list[Source] = []
+        self._cached: list[dict[str, torch.Tensor]] = []
+        for name, files in sources:
+            images = self._scan(files)
+            if images is not None:
+                self._sources.append((name, files))
+                self._cached.append(images if cache else {})
+        if not self._sources:
+            found = f"all {len(sources)} skipped, see the warnings above" if sources else "none found"
+            raise DataError(f"{where}: no usable images ({found})")
+
+    def __len__(self) -> int:
+        return len(self._sources)
+
+    def name(self, image_index: int) -> str:
+        return self._sources[image_index][0]
+
+    def images(self, image_index: int) -> dict[str, torch.Tensor]:
+        cached = self._cached[image_index]
+        if cached:
+            return dict(cached)
+        return {role: decode(path) for role, path in self._sources[image_index][1].items()}
+
+    def _scan(self, files: dict[str, Path]) -> dict[str, torch.Tensor] | None:
+        """The decoded images when usable; otherwise None after one warning."""
+        try:
+            images = {role: decode(path) for role, path in files.items()}
+        except DataError as exc:
+            skip(str(exc))
+            return None
+        problem = self._size_problem(images)
+        if problem:
+            skip(f"{' with '.join(str(path) for path in files.values())}: {problem}")
+            return None
+        return images
+
+    def _size_problem(self, images: dict[str, torch.Tensor]) -> str | None:
+        height, width = images["target"].shape[-2:]
+        if "input" in images:
+            got_height, got_width = images["input"].shape[-2:]
+            want_height, want_width = height // self.scale, width // self.scale
+            if (got_height, got_width) != (want_height, want_width):
+                return (
+                    f"input is {got_width}x{got_height}, expected {want_width}x{want_height} "
+                    f"(target {width}x{height} divided by scale {self.scale})"
+                )
+        return self.too_small(height, width)
+
+
+def relative_name(path: Path, root: Path) -> str:
+    """``path`` relative to ``root``, without its suffix, with '/' separators: the image's name."""
+    return path.relative_to(root).with_suffix("").as_posix()

@@ -1,0 +1,133 @@
+"""What every dataset shares: which image and which crop an index gives, as a pure function of (seed, index).
+
+For ``split="train"`` an index is a draw number (0, 1, 2, ... without end): draw ``i`` takes image
+``permutation(seed, i // len)[i % len]`` and its crop position and flips from a generator seeded by
+``(seed, i)``. Nothing depends on the process, the worker or what was drawn before, so training
+resumes bit-exactly with any number of data-loader workers. For ``split="val"`` index ``i`` is the
+i-th image, cropped in the centre (or whole when ``patch_size`` is None).
+
+Images are held as uint8 tensors (3, H, W) and cut to multiples of ``scale`` (from the top-left
+corner) before cropping; crops sit on the ``scale`` grid so a low-resolution input, when there is
+one, is cut at exactly the corresponding place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Literal, Optional
+
+import torch
+from torch.utils.data import Dataset
+
+logger = logging.getLogger("sr_toolkit")
+
+Split = Literal["train", "val"]
+
+
+def seeded_generator(seed: int, purpose: str, number: int) -> torch.Generator:
+    """A generator whose state depends only on (seed, purpose, number)."""
+    digest = hashlib.blake2b(f"{seed}/{purpose}/{number}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+
+
+def modcrop(image: torch.Tensor, scale: int) -> torch.Tensor:
+    """The top-left part of (C, H, W) ``image`` whose height and width are multiples of ``scale``."""
+    height, width = image.shape[-2:]
+    return image[..., : height - height % scale, : width - width % scale]
+
+
+class PatchDataset(Dataset):
+    """Base of the dataset plugins: subclasses provide ``__len__``, :meth:`name` and :meth:`images`."""
+
+    def __init__(self, split: Split, patch_size: Optional[int], augment: bool, seed: int, scale: int) -> None:
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+        if not isinstance(scale, int) or scale < 1:
+            raise ValueError(f"scale must be a positive integer, got {scale!r}")
+        if patch_size is None and split == "train":
+            raise ValueError("split 'train' needs a patch_size (random crops of that size)")
+        if patch_size is not None and (patch_size < 1 or patch_size % scale):
+            raise ValueError(f"patch_size must be a positive multiple of scale ({scale}), got {patch_size}")
+        self.split = split
+        self.patch_size = patch_size
+        self.augment = augment and split == "train"
+        self.seed = seed
+        self.scale = scale
+        self._permutation_cache: tuple[int, torch.Tensor] | None = None
+
+    def name(self, image_index: int) -> str:
+        """The name of image ``image_index`` (a file's relative path without suffix, say)."""
+        raise NotImplementedError
+
+    def images(self, image_index: int) -> dict[str, torch.Tensor]:
+        """uint8 (3, H, W) tensors of one image: ``"target"``, and ``"input"`` at 1/scale for paired data.
+
+        An input must be exactly the size of the modcropped target divided by ``scale``.
+        """
+        raise NotImplementedError
+
+    def too_small(self, height: int, width: int) -> str | None:
+        """Why an image of this size (target resolution) cannot be used, or None when it can."""
+        need = self.patch_size or self.scale
+        if min(height, width) >= need:
+            return None
+        what = f"patch_size {need}" if self.patch_size else f"scale {need}"
+        return f"too small ({width}x{height}) for {what}"
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        image_index, generator = self._draw(int(index))
+        images = self.images(image_index)
+        images["target"] = modcrop(images["target"], self.scale)
+        top, left, height, width = self._window(images["target"].shape[-2:], generator)
+        flips = self._flips(generator)
+        item: dict[str, torch.Tensor | str] = {"name": self.name(image_index)}
+        for key, image in images.items():
+            unit = self.scale if key == "target" else 1
+            patch = image[:, top * unit : (top + height) * unit, left * unit : (left + width) * unit]
+            item[key] = _flip(patch, flips).float().div(255).contiguous()
+        return item
+
+    def _draw(self, index: int) -> tuple[int, torch.Generator | None]:
+        count = len(self)
+        if index < 0 or (self.split == "val" and index >= count):
+            raise IndexError(f"index {index} out of range for a {self.split} dataset of {count} images")
+        if self.split == "val":
+            return index, None
+        epoch, position = divmod(index, count)
+        if self._permutation_cache is None or self._permutation_cache[0] != epoch:
+            order = torch.randperm(count, generator=seeded_generator(self.seed, "order", epoch))
+            self._permutation_cache = (epoch, order)
+        return int(self._permutation_cache[1][position]), seeded_generator(self.seed, "crop", index)
+
+    def _flips(self, generator: torch.Generator | None) -> list[int]:
+        """Whether to flip horizontally, flip vertically and rotate by 90 degrees (empty: no change)."""
+        if generator is None or not self.augment:
+            return []
+        return torch.randint(0, 2, (3,), generator=generator).tolist()
+
+    def _window(self, size: torch.Size, generator: torch.Generator | None) -> tuple[int, int, int, int]:
+        """(top, left, height, width) of the crop, in units of ``scale`` pixels of the target."""
+        rows, cols = size[0] // self.scale, size[1] // self.scale
+        if self.patch_size is None:
+            return 0, 0, rows, cols
+        side = self.patch_size // self.scale
+        if generator is None:
+            return (rows - side) // 2, (cols - side) // 2, side, side
+        top = int(torch.randint(0, rows - side + 1, (1,), generator=generator))
+        left = int(torch.randint(0, cols - side + 1, (1,), generator=generator))
+        return top, left, side, side
+
+
+def _flip(patch: torch.Tensor, flips: list[int]) -> torch.Tensor:
+    """Apply the drawn horizontal flip, vertical flip and 90-degree rotation (all 8 symmetries)."""
+    if not flips:
+        return patch
+    horizontal, vertical, rotate = flips
+    if horizontal:
+        patch = patch.flip(-1)
+    if vertical:
+        patch = patch.flip(-2)
+    if rotate:
+        patch = torch.rot90(patch, 1, (-2, -1))
+    return patch

@@ -1,0 +1,63 @@
+"""``builtin``: colour photographs that ship inside scikit-image's wheel, so nothing is downloaded."""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+from typing import Optional
+
+from sr_toolkit.errors import DataError
+from sr_toolkit.registry import DATASETS
+from sr_toolkit_plugins.datasets._files import FileDataset
+from sr_toolkit_plugins.datasets._patches import Split
+
+TRAIN_PHOTOS = (
+    "astronaut.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "motorcycle_left.png",
+    "retina.jpg",
+    "rocket.jpg",
+)
+"""Files of ``skimage/data`` used for training (motorcycle_right.png is left out: a near-duplicate)."""
+
+VAL_PHOTOS = ("chelsea.png", "coffee.png")
+"""Files of ``skimage/data`` used for validation, disjoint from :data:`TRAIN_PHOTOS`."""
+
+
+def photo_folder() -> Path:
+    """The folder of scikit-image's bundled sample images."""
+    try:
+        return Path(str(importlib.resources.files("skimage.data")))
+    except ModuleNotFoundError as exc:
+        raise DataError(
+            "the builtin dataset reads photos bundled with scikit-image: pip install scikit-image"
+        ) from exc
+
+
+@DATASETS.register("builtin")
+class Builtin(FileDataset):
+    """Eight colour photos bundled with scikit-image (6 train, 2 val): a no-download smoke-test set.
+
+    The split is fixed by file name (:data:`TRAIN_PHOTOS`, :data:`VAL_PHOTOS`); names are file stems.
+    """
+
+    def __init__(
+        self,
+        split: Split = "train",
+        patch_size: Optional[int] = None,
+        augment: bool = True,
+        seed: int = 0,
+        scale: int = 1,
+        cache: bool = True,
+    ) -> None:
+        folder = photo_folder()
+        files = [folder / name for name in (TRAIN_PHOTOS if split == "train" else VAL_PHOTOS)]
+        missing = [path.name for path in files if not path.is_file()]
+        if missing:
+            raise DataError(
+                f"{folder}: this scikit-image install lacks {', '.join(missing)}; "
+                "reinstall scikit-image (pip install --force-reinstall scikit-image)"
+            )
+        sources = [(path.stem, {"target": path}) for path in files]
+        super().__init__(sources, f"builtin {split} photos", split, patch_size, augment, seed, scale, cache)

@@ -1,0 +1,68 @@
+"""Degradations made of other degradations: a random order, or one step picked per image."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import Generator, Tensor
+
+from sr_toolkit.degrade import build_steps
+from sr_toolkit.registry import DEGRADATIONS
+
+from ._base import Degradation
+from ._sampling import categorical, permutation
+
+
+@DEGRADATIONS.register("random_order")
+class RandomOrder(Degradation):
+    """Apply every step in `steps` (degradation specs), in a new random order on each call."""
+
+    def __init__(self, steps: list[dict]) -> None:
+        if not steps:
+            raise ValueError("steps: expected at least one degradation spec")
+        self.steps = build_steps(steps, "steps")
+
+    def apply(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+        for index in permutation(len(self.steps), generator):
+            x = self.steps[index](x, generator)
+        return x
+
+
+@DEGRADATIONS.register("one_of")
+class OneOf(Degradation):
+    """Apply one step of `steps` per image, picked at random (with `weights`, else equally likely).
+
+    Every step must give images of the same size, since they share one output batch.
+    """
+
+    def __init__(self, steps: list[dict], weights: Optional[list[float]] = None) -> None:
+        if not steps:
+            raise ValueError("steps: expected at least one degradation spec")
+        if weights is not None and (
+            len(weights) != len(steps) or min(weights) < 0 or sum(weights) <= 0
+        ):
+            raise ValueError(
+                f"weights: expected {len(steps)} non-negative numbers with a positive sum, got {weights!r}"
+            )
+        self.steps = build_steps(steps, "steps")
+        self.weights = list(weights) if weights is not None else None
+
+    def apply(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+        weights = self.weights or [1.0] * len(self.steps)
+        picks = categorical(weights, x.shape[0], generator, x.device)
+        result: Optional[Tensor] = None
+        for index, step in enumerate(self.steps):
+            chosen = (picks == index).nonzero().flatten()
+            if chosen.numel() == 0:
+                continue
+            degraded = step(x[chosen], generator)
+            if result is None:
+                result = degraded.new_empty((x.shape[0], *degraded.shape[1:]))
+            elif degraded.shape[1:] != result.shape[1:]:
+                raise ValueError(
+                    f"one_of: steps give different sizes {tuple(result.shape[1:])} and "
+                    f"{tuple(degraded.shape[1:])}; every step must give the same size"
+                )
+            result[chosen] = degraded
+        assert result is not None  # every image picked some step
+        return result

@@ -1,0 +1,43 @@
+"""Shrinking: how super-resolution inputs are made."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Generator, Tensor
+
+from sr_toolkit.registry import DEGRADATIONS
+from sr_toolkit.resize import MODES, Mode, imresize, imresize_uint8
+
+from ._base import Degradation
+
+
+@DEGRADATIONS.register("downscale")
+class Downscale(Degradation):
+    """Shrink by `scale` (MATLAB-exact bicubic by default), the standard SR low-resolution input.
+
+    Output size is ``ceil(size / scale)`` as in MATLAB. ``mode``: ``bicubic``, ``bilinear`` and
+    ``nearest`` as in MATLAB's ``imresize``, ``area`` for averaging. ``quantize`` takes the image
+    to 8 bits and resizes it the way MATLAB resizes a uint8 image (rounding after each axis), as
+    the SR benchmarks' saved LR images were made.
+    """
+
+    def __init__(self, scale: float, mode: Mode = "bicubic", antialias: bool = True,
+                 quantize: bool = False) -> None:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale >= 1:
+            raise ValueError(f"scale: expected a number >= 1, got {scale!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
+        self.scale = scale
+        self.mode = mode
+        self.antialias = antialias
+        self.quantize = quantize
+
+    def apply(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+        factor = 1 / self.scale
+        if self.quantize:
+            levels = torch.round(x.detach() * 255).clamp(0, 255).to(torch.uint8)
+            small = imresize_uint8(levels, scale=factor, mode=self.mode, antialias=self.antialias)
+            return small.to(x.dtype) / 255
+        return imresize(x, scale=factor, mode=self.mode, antialias=self.antialias).clamp(0, 1)

@@ -1,0 +1,112 @@
+"""Checkpoints and deployable weights as single safetensors files, written atomically (no pickle).
+
+A training checkpoint holds tensors under prefixes (``model.``, ``ema.``, ``optimizer.state.``,
+``rng.``) and everything else as JSON in the safetensors metadata. Deployable weights
+(``model.safetensors``) hold the model's state dict and, under the metadata key ``sr_toolkit``,
+the spec that rebuilds the model, so evaluation and inference need nothing but that file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from sr_toolkit.errors import SrToolkitError
+
+METADATA_KEY = "sr_toolkit"
+
+
+class CheckpointError(SrToolkitError):
+    """A checkpoint or weights file that cannot be read or does not fit."""
+
+
+def atomic_save(tensors: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, Any]) -> None:
+    """Write a safetensors file through a temporary file and a rename, so a kill at any moment
+    leaves either the previous file or the new one, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {key: value.detach().contiguous().cpu() for key, value in tensors.items()}
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, temp_name, metadata={METADATA_KEY: json.dumps(metadata)})
+        with open(temp_name, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata of a file written by :func:`atomic_save`."""
+    if not path.is_file():
+        raise CheckpointError(f"no such checkpoint or weights file: {path}")
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get(METADATA_KEY)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    if raw is None:
+        raise CheckpointError(f"{path}: safetensors file without sr_toolkit metadata")
+    return tensors, json.loads(raw)
+
+
+def with_prefix(prefix: str, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with every key prefixed by ``prefix.``."""
+    return {f"{prefix}.{key}": value for key, value in state.items()}
+
+
+def strip_prefix(prefix: str, tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors under ``prefix.``, with the prefix removed."""
+    start = len(prefix) + 1
+    return {key[start:]: value for key, value in tensors.items() if key.startswith(prefix + ".")}
+
+
+def split_optimizer_state(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An optimizer state dict as tensors (``optimizer.state.<param>.<name>``) and JSON."""
+    tensors, plain = {}, {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.state.{index}.{name}"] = value
+            else:
+                plain[f"{index}.{name}"] = value
+    return tensors, {"param_groups": state["param_groups"], "plain_state": plain}
+
+
+def join_optimizer_state(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`split_optimizer_state`."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in strip_prefix("optimizer.state", tensors).items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    for key, value in meta["plain_state"].items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def rng_state() -> dict[str, torch.Tensor]:
+    """The global torch RNG states (CPU and every CUDA device), e.g. for dropout on resume."""
+    states = {"rng.cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states.update({f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    return states
+
+
+def set_rng_state(tensors: Mapping[str, torch.Tensor]) -> None:
+    """Restore what :func:`rng_state` saved."""
+    torch.set_rng_state(tensors["rng.cpu"])
+    cuda_keys = sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k[9:]))
+    cuda = [tensors[key] for key in cuda_keys]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)

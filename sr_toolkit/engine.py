@@ -1,0 +1,365 @@
+"""The training engine: one loop on Hugging Face Accelerate, driven by a resolved recipe.
+
+Accelerate owns devices, mixed precision and distribution; this module owns the recipe's
+semantics: deterministic data draws, degradations on the device, checkpoints that resume
+bit-exactly, a wall-clock budget, validation against the baseline, and clean stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator, PartialState
+from accelerate.utils import parse_flag_from_env, set_seed
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader, Sampler
+
+from sr_toolkit import checkpoint
+from sr_toolkit.degrade import build_pipeline
+from sr_toolkit.errors import SrToolkitError, TrainingDiverged
+from sr_toolkit.losses import WeightedLoss
+from sr_toolkit.model_file import save_model
+from sr_toolkit.plots import plot_curves
+from sr_toolkit.precision import choose_precision
+from sr_toolkit.registry import DATASETS, MODELS
+from sr_toolkit.run_folder import RunFolder
+from sr_toolkit.schedule import lr_factor, parse_duration
+from sr_toolkit.validation import ValidationResult, validate
+
+log = logging.getLogger("sr_toolkit")
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+def use_cpu() -> bool:
+    """Whether to run on the CPU: asked for with ACCELERATE_USE_CPU=1, or several processes were
+    launched on a machine without CUDA (they then train together over gloo, not each alone)."""
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return parse_flag_from_env("ACCELERATE_USE_CPU") or (several and not torch.cuda.is_available())
+
+
+class DrawSampler(Sampler[int]):
+    """Endless draw numbers for one process: micro-batch ``m`` of rank ``r`` gets the draws
+    ``(m * world + r) * batch_size + [0, batch_size)``. A dataset item is a pure function of its
+    draw number, so starting at micro-batch ``start`` resumes the exact data stream."""
+
+    def __init__(self, batch_size: int, start: int = 0, rank: int = 0, world: int = 1) -> None:
+        self.batch_size, self.start, self.rank, self.world = batch_size, start, rank, world
+
+    def __iter__(self) -> Iterator[int]:
+        for micro_batch in count(self.start):
+            first = (micro_batch * self.world + self.rank) * self.batch_size
+            yield from range(first, first + self.batch_size)
+
+
+@dataclass
+class Counters:
+    """Counters saved in every checkpoint."""
+
+    step: int = 0
+    elapsed: float = 0.0
+    best_psnr: float = -math.inf
+
+
+class Trainer:
+    """Builds everything a recipe names and runs the training loop (see :meth:`fit`)."""
+
+    def __init__(self, recipe: dict[str, Any], resume: str | bool = False) -> None:
+        self.recipe = recipe
+        self.train_cfg = recipe["train"]
+        self.folder = RunFolder(recipe["output_dir"])
+        cpu = use_cpu()
+        self.precision = choose_precision(self.train_cfg["mixed_precision"], PartialState(cpu=cpu).device)
+        self.accelerator = Accelerator(
+            cpu=cpu,
+            mixed_precision=self.precision.mixed_precision,
+            gradient_accumulation_steps=self.train_cfg["grad_accum"],
+            log_with="tensorboard" if self.train_cfg["tensorboard"] else None,
+            project_dir=str(self.folder.root),
+        )
+        self.main = self.accelerator.is_main_process
+        self.device = self.accelerator.device
+        self.console = Console()
+        resume_path = self._resume_path(resume)
+        if self.main and resume_path is None:
+            archived = self.folder.archive_previous()
+            if archived:
+                log.info("moved the earlier run in %s to %s", self.folder.root, archived)
+            self.folder.create(recipe)
+        self.accelerator.wait_for_everyone()
+        set_seed(recipe["seed"])
+        self.model = MODELS.build(recipe["model"], where="model")
+        if self.precision.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.criterion = WeightedLoss(recipe["loss"]).to(self.device)
+        self.optimizer = self._optimizer()
+        self.ema = self._ema()
+        self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        self.degrade = build_pipeline(recipe["degradation"])
+        data = recipe["data"]
+        self.train_set = DATASETS.build(data["train"], where="data.train")
+        self.val_set = DATASETS.build(data["val"], where="data.val") if data["val"] else None
+        self.state = Counters()
+        if resume_path is not None:
+            self._load(resume_path)
+        if self.train_cfg["tensorboard"]:
+            self.accelerator.init_trackers(recipe["name"])
+
+    # ----------------------------------------------------------------------------- set-up
+    def _resume_path(self, resume: str | bool) -> Path | None:
+        if not resume:
+            return None
+        if resume is not True:
+            return Path(resume)
+        found = self.folder.step_checkpoints()
+        if not found:
+            raise SrToolkitError(f"--resume: no checkpoint in {self.folder.checkpoints}")
+        return found[-1]
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.recipe["optimizer"]
+        kwargs: dict[str, Any] = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"]}
+        if cfg["type"] == "sgd":
+            kwargs["momentum"] = cfg["momentum"]
+        else:
+            kwargs["betas"] = tuple(cfg["betas"])
+        return OPTIMIZERS[cfg["type"]](self.model.parameters(), **kwargs)
+
+    def _ema(self) -> AveragedModel | None:
+        decay = self.train_cfg["ema"]
+        if decay is None:
+            return None
+        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+    def _loader(self) -> DataLoader:
+        cfg = self.recipe["data"]
+        start = self.state.step * self.train_cfg["grad_accum"]
+        sampler = DrawSampler(cfg["batch_size"], start, self.accelerator.process_index,
+                              self.accelerator.num_processes)
+        workers = cfg["num_workers"]
+        return DataLoader(
+            self.train_set, batch_size=cfg["batch_size"], sampler=sampler, num_workers=workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+            prefetch_factor=4 if workers > 0 else None,
+            generator=torch.Generator(),  # keeps the global RNG (dropout) untouched by the loader
+        )
+
+    # ---------------------------------------------------------------------------- the loop
+    def fit(self) -> ValidationResult | None:
+        """Train until ``max_steps``, the time budget or a stop signal; then validate and save."""
+        cfg = self.train_cfg
+        budget = parse_duration(cfg["max_time"])
+        if self.main:
+            log.info("precision: %s%s (%s)", self.precision.mixed_precision,
+                     " + channels_last" if self.precision.channels_last else "", self.precision.reason)
+        stop = StopSignal()
+        batches = iter(self._loader())
+        base_lr = self.recipe["optimizer"]["lr"]  # param_groups hold the last scaled rate after a resume
+        nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        started = time.perf_counter() - self.state.elapsed
+        last_val_seconds = 0.0
+        self.model.train()
+        with stop, self._progress() as bar:
+            task = bar.add_task("training", total=cfg["max_steps"], completed=self.state.step, loss=math.nan)
+            while self.state.step < cfg["max_steps"]:
+                elapsed = time.perf_counter() - started
+                if stop.requested or (budget and elapsed + last_val_seconds >= budget):
+                    break
+                progress = max(self.state.step / cfg["max_steps"], elapsed / budget if budget else 0.0)
+                factor = lr_factor(self.recipe["scheduler"], self.state.step, progress)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = base_lr * factor
+                loss, parts = self._optimizer_step(batches)
+                nonfinite |= ~torch.isfinite(loss)
+                self.state.step += 1
+                self.state.elapsed = time.perf_counter() - started
+                step = self.state.step
+                if step % cfg["log_every"] == 0 or step == cfg["max_steps"]:
+                    self._check_finite(nonfinite, step)
+                    record = {"step": step, "loss": loss.item(), "lr": base_lr * factor,
+                              "time": round(self.state.elapsed, 3)}
+                    record.update({f"loss/{k}": v.item() for k, v in parts.items()})
+                    self._log(record)
+                    bar.update(task, loss=record["loss"])
+                bar.update(task, completed=step)
+                if step % cfg["checkpoint_every"] == 0:
+                    self._check_finite(nonfinite, step)
+                    self._save_checkpoint(self.folder.checkpoint_path(step))
+                    self.folder.prune_checkpoints(cfg["keep_checkpoints"])
+                if self.val_set is not None and step % cfg["val_every"] == 0:
+                    tick = time.perf_counter()
+                    self._validate_and_log()
+                    last_val_seconds = time.perf_counter() - tick
+        self._check_finite(nonfinite, self.state.step)
+        if stop.requested and self.main:
+            log.warning("received %s at step %d: saving and stopping", stop.requested, self.state.step)
+        elif budget and self.state.step < cfg["max_steps"] and self.main:
+            log.info("time budget of %s used at step %d: finishing", cfg["max_time"], self.state.step)
+        return self._finish()
+
+    def _optimizer_step(self, batches: Iterator[dict[str, Any]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One optimizer step: ``grad_accum`` micro-batches, degraded on the device."""
+        for micro in range(self.train_cfg["grad_accum"]):
+            batch = next(batches)
+            with self.accelerator.accumulate(self.model):
+                inputs, target = self._inputs(batch, micro)
+                with self.accelerator.autocast():
+                    output = self.model(inputs)
+                loss, parts = self.criterion(output.float(), target)
+                self.accelerator.backward(loss)
+                if self.accelerator.sync_gradients and self.train_cfg["grad_clip"]:
+                    self.accelerator.clip_grad_norm_(self.model.parameters(), self.train_cfg["grad_clip"])
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update_parameters(self.accelerator.unwrap_model(self.model))
+        return loss.detach(), parts
+
+    def _inputs(self, batch: dict[str, Any], micro: int) -> tuple[torch.Tensor, torch.Tensor]:
+        target = batch["target"].to(self.device, non_blocking=True)
+        if "input" in batch:
+            inputs = batch["input"].to(self.device, non_blocking=True)
+        else:
+            draw = (self.state.step * self.train_cfg["grad_accum"] + micro) * self.accelerator.num_processes
+            seed = self.recipe["seed"] * 1_000_003 + draw + self.accelerator.process_index
+            inputs = self.degrade(target, torch.Generator(self.device).manual_seed(seed))
+        if self.precision.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return inputs, target
+
+    def _check_finite(self, nonfinite: torch.Tensor, step: int) -> None:
+        if not nonfinite.item():
+            return
+        saved = self.folder.step_checkpoints()
+        keep = f"the last good checkpoint is {saved[-1]}" if saved else "no checkpoint was written yet"
+        raise TrainingDiverged(
+            f"the loss became NaN or inf by step {step}; training stopped and {keep}; "
+            "try a lower optimizer.lr, train.grad_clip, or mixed_precision: no"
+        )
+
+    # --------------------------------------------------------------- validation and output
+    def _eval_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.accelerator.unwrap_model(self.model)
+
+    def _validate_and_log(self) -> ValidationResult | None:
+        result = None
+        if self.main:
+            result = validate(self._eval_model(), self.val_set, self.degrade, self.recipe, self.device,
+                              self.accelerator.autocast, self.folder.samples, self.state.step)
+            record = {"step": self.state.step, **result.record()}
+            self._log(record)
+            plot_curves(self.folder.records(), self.folder.curves)
+            if record["val/psnr"] > self.state.best_psnr:
+                self.state.best_psnr = record["val/psnr"]
+                self._save_checkpoint(self.folder.best_checkpoint)
+        self.accelerator.wait_for_everyone()
+        return result
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.main:
+            self.folder.log(record)
+            if self.train_cfg["tensorboard"]:
+                self.accelerator.log({k: v for k, v in record.items() if k != "step" and
+                                      isinstance(v, (int, float))}, step=record["step"])
+
+    def _finish(self) -> ValidationResult | None:
+        result = self._validate_and_log() if self.val_set is not None else None
+        if self.main:
+            self._save_checkpoint(self.folder.checkpoint_path(self.state.step))
+            self.folder.prune_checkpoints(self.train_cfg["keep_checkpoints"])
+            save_model(self.folder.model, self._eval_model(), self.recipe)
+            if result is not None:
+                self.console.print(result.table(f"{self.recipe['name']}: validation after "
+                                                f"{self.state.step} steps"))
+            log.info("run folder: %s", self.folder.root)
+        self.accelerator.end_training()
+        return result
+
+    def _progress(self) -> contextlib.AbstractContextManager[Progress]:
+        return Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            StepsPerSecond(), TextColumn("loss {task.fields[loss]:.4g}"),
+            TimeRemainingColumn(), console=self.console, disable=not self.main, transient=False,
+        )
+
+    # --------------------------------------------------------------------- checkpoints
+    def _save_checkpoint(self, path: Path) -> None:
+        if not self.main:
+            return
+        tensors = checkpoint.with_prefix("model", self.accelerator.unwrap_model(self.model).state_dict())
+        if self.ema is not None:
+            tensors.update(checkpoint.with_prefix("ema", self.ema.state_dict()))
+        optimizer_tensors, optimizer_meta = checkpoint.split_optimizer_state(self.optimizer.state_dict())
+        tensors.update(optimizer_tensors)
+        tensors.update(checkpoint.rng_state())
+        meta = {"step": self.state.step, "elapsed": self.state.elapsed, "best_psnr": self.state.best_psnr,
+                "optimizer": optimizer_meta, "recipe": self.recipe}
+        checkpoint.atomic_save(tensors, path, meta)
+
+    def _load(self, path: Path) -> None:
+        tensors, meta = checkpoint.read(path)
+        try:
+            self.accelerator.unwrap_model(self.model).load_state_dict(checkpoint.strip_prefix("model", tensors))
+            if self.ema is not None:
+                self.ema.load_state_dict(checkpoint.strip_prefix("ema", tensors))
+        except RuntimeError as exc:
+            raise checkpoint.CheckpointError(
+                f"{path}: does not fit this recipe's model: {str(exc).splitlines()[0]}") from exc
+        self.optimizer.load_state_dict(checkpoint.join_optimizer_state(tensors, meta["optimizer"]))
+        checkpoint.set_rng_state(tensors)
+        self.state = Counters(meta["step"], meta["elapsed"], meta["best_psnr"])
+        if self.main:
+            self.folder.truncate_after(self.state.step)
+            log.info("resumed from %s at step %d", path, self.state.step)
+
+
+class StepsPerSecond(ProgressColumn):
+    """Training speed for the progress bar."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed or 0:.2f} steps/s")
+
+
+class StopSignal:
+    """Within its ``with`` block, SIGINT and SIGTERM ask the loop to stop instead of killing it."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __enter__(self) -> StopSignal:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,180 @@
+"""Image resizing that matches MATLAB's ``imresize``, as separable weight matrices.
+
+The SR literature makes its low-resolution inputs with MATLAB's ``imresize(hr, 1/s, 'bicubic')``;
+:func:`imresize` reproduces it (cubic kernel with a = -0.5, the kernel widened by ``1/scale`` when
+shrinking so that it also antialiases, MATLAB's pixel-centre mapping, edge pixels repeated past the
+borders, weights that sum to 1). Each axis is resized by one ``(out, in)`` matrix, so the result is
+differentiable and runs on any device.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Mode = Literal["bicubic", "bilinear", "nearest", "area"]
+MODES: tuple[str, ...] = ("bicubic", "bilinear", "nearest", "area")
+
+
+def _cubic(t: Tensor) -> Tensor:
+    """Keys' cubic convolution kernel with a = -0.5 (MATLAB's 'bicubic'), support [-2, 2]."""
+    a = t.abs()
+    near = (1.5 * a**3 - 2.5 * a**2 + 1) * (a <= 1)
+    far = (-0.5 * a**3 + 2.5 * a**2 - 4 * a + 2) * ((a > 1) & (a <= 2))
+    return near + far
+
+
+def _triangle(t: Tensor) -> Tensor:
+    """The linear-interpolation kernel (MATLAB's 'bilinear'), support [-1, 1]."""
+    return (1 - t.abs()).clamp(min=0)
+
+
+def _box(t: Tensor) -> Tensor:
+    """The nearest-neighbour kernel (MATLAB's 'nearest'): 1 on [-0.5, 0.5)."""
+    return ((t >= -0.5) & (t < 0.5)).to(t.dtype)
+
+
+_KERNELS: dict[str, tuple[Callable[[Tensor], Tensor], float]] = {
+    "bicubic": (_cubic, 4.0),
+    "bilinear": (_triangle, 2.0),
+    "nearest": (_box, 1.0),
+}
+
+
+@functools.lru_cache(maxsize=128)
+def _cached_weights(in_size: int, out_size: int, scale: float, mode: str, antialias: bool) -> Tensor:
+    """The weight matrix of :func:`resize_weights`, computed once per set of arguments."""
+    kernel, width = _KERNELS[mode]
+    # Shrinking with antialiasing stretches the kernel by 1/scale, so that it low-passes.
+    stretch = scale if (scale < 1 and antialias and mode != "nearest") else 1.0
+    width = width / stretch
+    out_pos = torch.arange(1, out_size + 1, dtype=torch.float64)
+    centre = out_pos / scale + 0.5 * (1 - 1 / scale)  # in 1-based input coordinates
+    first = torch.floor(centre - width / 2)
+    taps = first[:, None] + torch.arange(math.ceil(width) + 2, dtype=torch.float64)
+    weights = kernel(stretch * (centre[:, None] - taps))
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    # Taps past a border read the edge pixel (MATLAB clamps the indices: replicate padding).
+    source = (taps.long() - 1).clamp(0, in_size - 1)
+    rows = torch.arange(out_size)[:, None].expand_as(source)
+    matrix = torch.zeros(out_size, in_size, dtype=torch.float64)
+    return matrix.index_put_((rows.reshape(-1), source.reshape(-1)), weights.reshape(-1), accumulate=True)
+
+
+def resize_weights(
+    in_size: int, out_size: int, scale: float, mode: str = "bicubic", antialias: bool = True
+) -> Tensor:
+    """The float64 ``(out_size, in_size)`` matrix that resizes one axis the way MATLAB does.
+
+    ``scale`` is MATLAB's scale factor (``out / in`` for an exact fit, ``1/4`` for x4 shrinking);
+    it sets both the kernel's width and where each output pixel samples the input.
+    Modes: ``bicubic``, ``bilinear`` and ``nearest`` (which never antialiases).
+    """
+    if mode not in _KERNELS:
+        raise ValueError(f"mode: expected one of {', '.join(_KERNELS)}, got {mode!r}")
+    if in_size < 1 or out_size < 1 or not scale > 0:
+        raise ValueError(f"sizes and scale must be positive, got {in_size} -> {out_size}, scale {scale}")
+    return _cached_weights(int(in_size), int(out_size), float(scale), mode, bool(antialias)).clone()
+
+
+def _output_sizes(
+    in_sizes: tuple[int, int], scale: float | None, size: tuple[int, int] | None
+) -> tuple[tuple[int, int], tuple[float, float]]:
+    """MATLAB's rule: a scale gives ``ceil(scale * in)``; a size gives the scale ``out / in``."""
+    if (scale is None) == (size is None):
+        raise ValueError("give exactly one of scale and size")
+    if size is not None:
+        if len(size) != 2 or any(int(s) != s or s < 1 for s in size):
+            raise ValueError(f"size: expected two positive integers (height, width), got {size!r}")
+        out = (int(size[0]), int(size[1]))
+        return out, (out[0] / in_sizes[0], out[1] / in_sizes[1])
+    if not scale > 0:
+        raise ValueError(f"scale: expected a positive number, got {scale!r}")
+    # The small tolerance keeps 3n * (1/3) from rounding up to n + 1.
+    out = tuple(max(1, math.ceil(n * scale - 1e-9)) for n in in_sizes)
+    return (out[0], out[1]), (float(scale), float(scale))
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
+
+
+def imresize(
+    x: Tensor,
+    scale: float | None = None,
+    size: tuple[int, int] | None = None,
+    mode: Mode = "bicubic",
+    antialias: bool = True,
+) -> Tensor:
+    """Resize the last two axes (H, W) of a float tensor by ``scale`` or to ``size = (h, w)``.
+
+    ``bicubic`` (default), ``bilinear`` and ``nearest`` follow MATLAB's ``imresize`` with the same
+    method name: when shrinking, ``bicubic`` and ``bilinear`` widen their kernel by ``1/scale``
+    (antialiasing, unless ``antialias=False``; ``nearest`` never does), and the edge pixels are
+    repeated past the borders.
+    ``area`` averages the input pixels each output pixel covers
+    (``torch.nn.functional.interpolate(mode="area")``, i.e. adaptive average pooling).
+    The result is not clamped: bicubic over- and undershoots near edges, as MATLAB's does.
+    """
+    if not torch.is_floating_point(x) or x.dim() < 2:
+        raise ValueError(f"imresize expects a float tensor (..., H, W), got {x.dtype} {tuple(x.shape)}")
+    _check_mode(mode)
+    height, width = x.shape[-2:]
+    (out_h, out_w), (scale_h, scale_w) = _output_sizes((height, width), scale, size)
+    if mode == "area":
+        flat = x.reshape(-1, 1, height, width)
+        return F.interpolate(flat, size=(out_h, out_w), mode="area").reshape(*x.shape[:-2], out_h, out_w)
+    rows = _cached_weights(height, out_h, scale_h, mode, antialias).to(x.device, x.dtype)
+    cols = _cached_weights(width, out_w, scale_w, mode, antialias).to(x.device, x.dtype)
+    return rows @ x @ cols.T
+
+
+def _round_to_uint8(x: Tensor) -> Tensor:
+    """MATLAB's conversion to uint8: round half away from zero, saturate at 0 and 255."""
+    return torch.floor(x + 0.5).clamp(0, 255)
+
+
+def imresize_uint8(
+    x: Tensor,
+    scale: float | None = None,
+    size: tuple[int, int] | None = None,
+    mode: Mode = "bicubic",
+    antialias: bool = True,
+) -> Tensor:
+    """Resize a uint8 tensor (..., H, W) exactly as MATLAB's ``imresize`` resizes a uint8 image.
+
+    Same arguments as :func:`imresize`. MATLAB resizes one axis at a time (the one that shrinks
+    most first, rows on a tie) and rounds to uint8 after each; this does the same in float64, so
+    the result equals MATLAB's bit for bit (the SR benchmarks' LR images were made this way).
+    """
+    if x.dtype != torch.uint8:
+        raise ValueError(f"imresize_uint8 expects a uint8 tensor, got {x.dtype}")
+    _check_mode(mode)
+    values = x.double()
+    height, width = x.shape[-2:]
+    (out_h, out_w), (scale_h, scale_w) = _output_sizes((height, width), scale, size)
+    if mode == "area":
+        return _round_to_uint8(imresize(values, size=(out_h, out_w), mode="area")).to(torch.uint8)
+    rows = _cached_weights(height, out_h, scale_h, mode, antialias).to(x.device)
+    cols = _cached_weights(width, out_w, scale_w, mode, antialias).to(x.device)
+    if scale_h <= scale_w:
+        values = _round_to_uint8(_round_to_uint8(rows @ values) @ cols.T)
+    else:
+        values = _round_to_uint8(rows @ _round_to_uint8(values @ cols.T))
+    return values.to(torch.uint8)
+
+
+def modcrop(x: Tensor, scale: int) -> Tensor:
+    """Crop the last two axes (H, W) at the bottom and right down to multiples of ``scale``."""
+    if int(scale) != scale or scale < 1:
+        raise ValueError(f"scale: expected a positive integer, got {scale!r}")
+    scale = int(scale)
+    height, width = x.shape[-2:]
+    return x[..., : height - height % scale, : width - width % scale]

@@ -1,0 +1,21 @@
+"""Shared fixtures: a throwaway registry entry cleaned up after each test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from sr_toolkit.discovery import load_entry_points
+from sr_toolkit.registry import REGISTRIES
+
+
+@pytest.fixture
+def clean_registries() -> Iterator[None]:
+    """Remove whatever a test registers, so tests do not see each other's components."""
+    load_entry_points()
+    before = {plural: dict(registry._entries) for plural, registry in REGISTRIES.items()}
+    yield
+    for plural, registry in REGISTRIES.items():
+        registry._entries.clear()
+        registry._entries.update(before[plural])

@@ -1,0 +1,202 @@
+"""The training engine: run folder, metadata, bit-exact resume, NaN stop, budget and signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from sr_toolkit import checkpoint
+from sr_toolkit.engine import Trainer
+from sr_toolkit.errors import TrainingDiverged
+from sr_toolkit.model_file import load_model
+from sr_toolkit.recipe import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_RECIPE = """
+task: upscale
+scale: 4
+model: {type: resnet_x4, channels: 8, blocks: 1, upsample: bicubic, global_skip: true}
+degradation: [{type: downscale}]
+data:
+  train: {type: builtin, split: train, patch_size: 32}
+  val: {type: builtin, split: val}
+  batch_size: 4
+loss: [{type: mse}, {type: l1, weight: 2}]
+optimizer: {type: adam, lr: 1.0e-3}
+train: {max_steps: 6, log_every: 2, val_every: 4, checkpoint_every: 2, keep_checkpoints: 2,
+        mixed_precision: "no"}
+validation: {max_images: 1, samples: 1}
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_RECIPE + f"output_dir: {tmp_path / 'run'}\n")
+    return path
+
+
+def train(recipe_path: Path, *overrides: str, resume: str | bool = False) -> Trainer:
+    trainer = Trainer(load_recipe(recipe_path, overrides), resume=resume)
+    trainer.fit()
+    return trainer
+
+
+def test_run_folder_layout_and_model_metadata(tiny: Path, tmp_path: Path) -> None:
+    trainer = train(tiny)
+    run = tmp_path / "run"
+    assert (run / "recipe.yaml").is_file() and (run / "curves.png").stat().st_size > 1000
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["best.safetensors", "step_0000004.safetensors", "step_0000006.safetensors"]
+    samples = sorted(p.name for p in (run / "samples").iterdir())
+    assert samples and all(name.endswith(".png") for name in samples)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [2, 4, 6]
+    assert {"loss/mse", "loss/l1", "lr"} <= set(records[0])
+    validations = [r for r in records if "val/psnr" in r]
+    assert [r["step"] for r in validations] == [4, 6]
+    assert validations[-1]["baseline"] == "bicubic" and validations[-1]["val/baseline_psnr"] > 15
+    _, info = checkpoint.read(run / "model.safetensors")
+    assert info["model"] == trainer.recipe["model"] and info["scale"] == 4 and info["task"] == "upscale"
+    assert info["recipe"]["train"]["max_steps"] == 6
+    model = load_model(run / "model.safetensors")
+    reference = trainer.accelerator.unwrap_model(trainer.model).state_dict()
+    assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())
+    assert model(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
+
+
+def test_resume_is_bit_exact(tmp_path: Path, tiny: Path) -> None:
+    # a step schedule depends on the step alone, so a 3-step run is the first half of a 6-step one
+    schedule = ("scheduler.type=step", "scheduler.step_size=2", "scheduler.warmup_steps=1")
+    full = train(tiny, f"output_dir={tmp_path / 'full'}", "train.max_steps=6", *schedule)
+    train(tiny, f"output_dir={tmp_path / 'half'}", "train.max_steps=3", "train.checkpoint_every=3", *schedule)
+    resumed = train(tiny, f"output_dir={tmp_path / 'half'}", "train.max_steps=6", "train.checkpoint_every=3",
+                    *schedule, resume=True)
+    assert resumed.state.step == 6
+    a = full.accelerator.unwrap_model(full.model).state_dict()
+    b = resumed.accelerator.unwrap_model(resumed.model).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    losses = [json.loads(line) for line in (tmp_path / "half" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in losses if "loss" in r] == [2, 3, 4, 6]  # 3 ended the first run; none twice
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, tiny: Path,
+                                                           clean_registries: None) -> None:
+    plugin = tmp_path / "nan_loss.py"
+    plugin.write_text(textwrap.dedent('''
+        import torch
+        from sr_toolkit.registry import LOSSES
+
+        @LOSSES.register("nan_after_3")
+        class NanAfter3(torch.nn.Module):
+            """Mean squared error that turns NaN at the fourth call."""
+            def __init__(self) -> None:
+                super().__init__()
+                self.calls = 0
+            def forward(self, output, target):
+                self.calls += 1
+                loss = torch.mean((output - target) ** 2)
+                return loss * float("nan") if self.calls > 3 else loss
+    '''))
+    with pytest.raises(TrainingDiverged, match="NaN or inf by step 4.*last good checkpoint is .*step_0000002"):
+        train(tiny, f"plugins=[{plugin}]", "loss=[{type: nan_after_3}]")
+    run = tmp_path / "run"
+    assert not (run / "model.safetensors").exists()
+    tensors, meta = checkpoint.read(run / "checkpoints" / "step_0000002.safetensors")
+    assert meta["step"] == 2 and all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
+
+
+def test_interrupted_write_leaves_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "ckpt.safetensors"
+    checkpoint.atomic_save({"w": torch.ones(3)}, path, {"step": 1})
+
+    def crash(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save_file", crash)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.atomic_save({"w": torch.zeros(3)}, path, {"step": 2})
+    tensors, meta = checkpoint.read(path)
+    assert meta == {"step": 1} and torch.equal(tensors["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.safetensors"]
+    assert load_file(str(path))["w"].sum() == 3
+
+
+def test_time_budget_ends_cleanly(tiny: Path, tmp_path: Path) -> None:
+    trainer = train(tiny, "train.max_steps=100000", "train.max_time=3s", "train.val_every=100000")
+    assert 0 < trainer.state.step < 100000
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    assert any("val/psnr" in line for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
+
+
+def test_sigterm_saves_and_exits_cleanly(tiny: Path, tmp_path: Path) -> None:
+    process = subprocess.Popen([sys.executable, str(ROOT / "tools" / "train.py"), str(tiny),
+                                "train.max_steps=100000", "train.log_every=1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    assert "received SIGTERM" in output
+    saved = sorted((tmp_path / "run" / "checkpoints").glob("step_*.safetensors"))
+    assert saved and (tmp_path / "run" / "model.safetensors").is_file()
+    _, meta = checkpoint.read(saved[-1])
+    assert meta["step"] >= 2
+
+
+DDP_SCRIPT = """
+import hashlib, json, sys
+import torch
+from sr_toolkit.engine import Trainer
+from sr_toolkit.recipe import load_recipe
+
+trainer = Trainer(load_recipe(sys.argv[1], sys.argv[3:]))
+first = next(iter(trainer._loader()))["target"]
+trainer.fit()
+# parameters, not BN running stats: DDP broadcasts rank 0's buffers before each forward, so each
+# rank's buffers hold its own last batch's statistics until the next step
+weights = trainer.accelerator.unwrap_model(trainer.model).named_parameters()
+digest = hashlib.sha256(b"".join(v.detach().cpu().numpy().tobytes() for _, v in weights)).hexdigest()
+record = {"rank": trainer.accelerator.process_index, "world": trainer.accelerator.num_processes,
+          "step": trainer.state.step, "digest": digest, "first_batch": first.sum().item()}
+with open(f"{sys.argv[2]}/rank{record['rank']}.json", "w") as handle:
+    json.dump(record, handle)
+"""
+
+
+def test_two_process_ddp_on_cpu(tiny: Path, tmp_path: Path) -> None:
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+         "29517", str(script), str(tiny), str(reports), "train.max_steps=4"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((reports / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["world"] == 2 and r["step"] == 4 for r in ranks)
+    assert ranks[0]["digest"] == ranks[1]["digest"]  # gradients were averaged: weights agree
+    assert ranks[0]["first_batch"] != ranks[1]["first_batch"]  # each rank drew its own data
+    run = tmp_path / "run"
+    assert (run / "model.safetensors").is_file()
+    assert sorted(p.name for p in run.parent.iterdir() if p.name.startswith("run")) == ["run"]
+    assert len(list((run / "checkpoints").glob("step_*"))) == 2

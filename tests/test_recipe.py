@@ -1,0 +1,143 @@
+"""Recipes: inheritance, overrides, validation errors, and the printed resolved recipe."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sr_toolkit.errors import RecipeError
+from sr_toolkit.recipe import deep_merge, load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def family(tmp_path: Path) -> Path:
+    write(tmp_path / "base.yaml", """
+        scale: 4
+        model: {type: resnet_x4, channels: 64, blocks: 2}
+        optimizer: {lr: 1e-3, weight_decay: 1e-5}
+        train: {max_steps: 100, log_every: 5}
+        loss: [{type: mse}, {type: l1, weight: 100}]
+    """)
+    return write(tmp_path / "child.yaml", """
+        base: base.yaml
+        model: {channels: 32}
+        train: {max_steps: 50}
+    """)
+
+
+def test_inheritance_deep_merges(family: Path) -> None:
+    recipe = load_recipe(family)
+    assert recipe["model"]["type"] == "resnet_x4"
+    assert recipe["model"]["channels"] == 32 and recipe["model"]["blocks"] == 2
+    assert recipe["train"]["max_steps"] == 50 and recipe["train"]["log_every"] == 5
+    assert recipe["loss"] == [{"type": "mse", "weight": 1.0}, {"type": "l1", "weight": 100}]
+    assert recipe["name"] == "child" and recipe["output_dir"] == str(Path("runs") / "child")
+
+
+def test_yaml_floats_in_exponent_form(family: Path) -> None:
+    optimizer = load_recipe(family)["optimizer"]
+    assert optimizer["lr"] == pytest.approx(1e-3) and isinstance(optimizer["lr"], float)
+    assert optimizer["weight_decay"] == pytest.approx(1e-5)
+
+
+def test_defaults_are_filled_and_globals_inherited(family: Path) -> None:
+    recipe = load_recipe(family)
+    assert recipe["model"]["scale"] == 4  # the recipe's scale reaches components that take one
+    assert recipe["model"]["dropout"] == pytest.approx(0.1)  # the component's own default
+    assert recipe["data"]["train"]["type"] == "builtin"
+    assert recipe["validation"]["crop_border"] == 4
+    assert recipe["train"]["mixed_precision"] == "auto"
+
+
+def test_overrides_parse_yaml_scalars(family: Path) -> None:
+    recipe = load_recipe(family, ["train.max_steps=20", "model.channels=16", "optimizer.lr=2e-4",
+                                  "train.grad_clip=null", "loss.1.weight=10", "name=trial"])
+    assert recipe["train"]["max_steps"] == 20 and recipe["model"]["channels"] == 16
+    assert recipe["optimizer"]["lr"] == pytest.approx(2e-4)
+    assert recipe["train"]["grad_clip"] is None and recipe["loss"][1]["weight"] == 10
+    assert recipe["name"] == "trial"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.max_stpes=20"], "train.max_stpes: unknown key (did you mean 'max_steps'?)"),
+        (["trian.max_steps=20"], "trian: unknown key (did you mean 'train'?)"),
+        (["train.max_steps=many"], "train.max_steps: expected int, got 'many'"),
+        (["train.mixed_precision=fp8"], "train.mixed_precision: expected one of auto|no|fp16|bf16"),
+        (["model.chanels=8"], "model.chanels: model 'resnet_x4' has no argument 'chanels' (did you mean "
+                              "'channels'?)"),
+        (["model.channels=8.5"], "model.channels: model 'resnet_x4' expects int, got 8.5"),
+        (["model.type=resnet_x5"], "unknown model 'resnet_x5' (close matches: resnet_x4"),
+        (["loss.0.type=l2"], "unknown loss 'l2'"),
+        (["train.max_steps"], "expected key.path=value"),
+        (["loss.7.weight=1"], "no item 7 in a list of 2"),
+    ],
+)
+def test_bad_keys_and_values_fail_naming_the_key(family: Path, overrides: list[str], message: str) -> None:
+    with pytest.raises(RecipeError) as info:
+        load_recipe(family, overrides)
+    assert message in str(info.value)
+
+
+def test_unknown_key_in_file_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "typo.yaml", "model: {type: resnet_x4}\ntrain: {val_evry: 5}\n")
+    with pytest.raises(RecipeError, match=r"typo.yaml: train.val_evry: unknown key \(did you mean 'val_every'\?\)"):
+        load_recipe(path)
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(RecipeError, match="recipe file not found: .*nope.yaml"):
+        load_recipe(tmp_path / "nope.yaml")
+    bad = write(tmp_path / "bad.yaml", "model: {type: resnet_x4\ntrain: [\n")
+    with pytest.raises(RecipeError, match=r"bad.yaml, line \d+: invalid YAML"):
+        load_recipe(bad)
+    listing = write(tmp_path / "list.yaml", "- 1\n- 2\n")
+    with pytest.raises(RecipeError, match="a recipe must be a mapping"):
+        load_recipe(listing)
+    write(tmp_path / "a.yaml", "base: b.yaml\n")
+    write(tmp_path / "b.yaml", "base: a.yaml\n")
+    with pytest.raises(RecipeError, match="inheritance cycle: a.yaml -> b.yaml -> a.yaml"):
+        load_recipe(tmp_path / "a.yaml")
+    missing_base = write(tmp_path / "orphan.yaml", "base: gone.yaml\n")
+    with pytest.raises(RecipeError, match="recipe file not found: .*gone.yaml"):
+        load_recipe(missing_base)
+
+
+def test_deep_merge_replaces_lists_and_keeps_inputs() -> None:
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    merged = deep_merge(base, {"a": {"c": [3]}, "e": 2})
+    assert merged == {"a": {"b": 1, "c": [3]}, "d": 1, "e": 2}
+    assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+
+
+@pytest.mark.parametrize("recipe", sorted(p.relative_to(ROOT) for p in (ROOT / "recipes").rglob("*.yaml")))
+def test_shipped_recipes_resolve(recipe: Path) -> None:
+    resolved = load_recipe(ROOT / recipe)
+    assert resolved["model"]["type"]
+
+
+def test_print_recipe_round_trips(family: Path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), str(family),
+                             "train.max_steps=7", "--print-recipe"], capture_output=True, text=True, check=True)
+    printed = yaml.safe_load(result.stdout)
+    assert printed == load_recipe(family, ["train.max_steps=7"])
+
+
+def test_train_cli_reports_recipe_errors_in_one_line(family: Path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), str(family), "train.max_stpes=3"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "did you mean 'max_steps'" in result.stderr

@@ -1,0 +1,49 @@
+"""Train a model from a recipe: ``accelerate launch tools/train.py RECIPE [key.path=value ...]``.
+
+Also runs as plain ``python tools/train.py ...``. See the README for the recipe keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from rich.logging import RichHandler
+
+from sr_toolkit.errors import SrToolkitError, TrainingDiverged
+from sr_toolkit.recipe import dump_recipe, load_recipe
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("recipe", help="YAML recipe, e.g. recipes/resnet_x4.yaml")
+    parser.add_argument("overrides", nargs="*", help="key.path=value overrides, e.g. train.max_steps=20")
+    parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
+                        help="continue from the latest checkpoint of the run folder, or from CHECKPOINT")
+    parser.add_argument("--print-recipe", action="store_true", help="print the resolved recipe and exit")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(show_path=False, show_time=False)])
+    try:
+        recipe = load_recipe(args.recipe, args.overrides)
+        if args.print_recipe:
+            print(dump_recipe(recipe), end="")
+            return 0
+        from sr_toolkit.engine import Trainer  # heavy imports only when training
+
+        Trainer(recipe, resume=args.resume).fit()
+    except SrToolkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1 if isinstance(exc, TrainingDiverged) else 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
