@@ -23,8 +23,16 @@ from sr_toolkit.schema import Component, ComponentList, Field, Section
 
 
 class RecipeLoader(yaml.SafeLoader):
-    """Safe YAML loader that also reads ``1e-3`` as a float (YAML 1.1 wants ``1.0e-3``)."""
+    """Safe YAML loader with YAML 1.2 scalars: ``1e-3`` is a float (YAML 1.1 wants ``1.0e-3``)
+    and only true/false are booleans, so ``mixed_precision: no`` stays the string ``no``."""
 
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+RecipeLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+RecipeLoader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 RecipeLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",

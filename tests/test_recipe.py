@@ -61,6 +61,13 @@ def test_defaults_are_filled_and_globals_inherited(family: Path) -> None:
     assert recipe["train"]["mixed_precision"] == "auto"
 
 
+def test_yaml_1_2_booleans(family: Path) -> None:
+    recipe = load_recipe(family, ["train.mixed_precision=no", "train.tensorboard=false"])
+    assert recipe["train"]["mixed_precision"] == "no" and recipe["train"]["tensorboard"] is False
+    with pytest.raises(RecipeError, match="train.tensorboard: expected bool, got 'yes'"):
+        load_recipe(family, ["train.tensorboard=yes"])
+
+
 def test_overrides_parse_yaml_scalars(family: Path) -> None:
     recipe = load_recipe(family, ["train.max_steps=20", "model.channels=16", "optimizer.lr=2e-4",
                                   "train.grad_clip=null", "loss.1.weight=10", "name=trial"])

@@ -1,0 +1,95 @@
+"""Engine overhead: steps/s of sr-toolkit's Trainer against a minimal hand-written PyTorch loop.
+
+Both train the same model on the same data (the recipe's dataset, degradation, loss, optimizer,
+batch and precision); runs alternate ours / plain several times in one process, because these
+machines are noisy, and the median steps/s of each are compared. Start-up is excluded: speed is
+measured between the first logged step (after warm-up) and the last.
+
+    python bench/engine_overhead.py recipes/edsr_x4.yaml [--steps 60] [--rounds 3] [key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from itertools import count
+
+import torch
+from torch.utils.data import DataLoader
+
+from sr_toolkit.degrade import build_pipeline
+from sr_toolkit.engine import Trainer
+from sr_toolkit.losses import WeightedLoss
+from sr_toolkit.precision import choose_precision
+from sr_toolkit.recipe import load_recipe
+from sr_toolkit.registry import DATASETS, MODELS
+
+WARMUP = 10
+
+
+def ours(recipe: dict, steps: int) -> float:
+    """Steps/s of the engine between step WARMUP and the last step, from its own log."""
+    with tempfile.TemporaryDirectory() as folder:
+        run = {**recipe, "output_dir": folder,
+               "train": {**recipe["train"], "max_steps": steps, "log_every": WARMUP, "max_time": None,
+                         "val_every": 10**9, "checkpoint_every": 10**9},
+               "data": {**recipe["data"], "val": None}}
+        trainer = Trainer(run)
+        trainer.fit()
+        times = {r["step"]: r["time"] for r in trainer.folder.records() if "loss" in r}
+    return (steps - WARMUP) / (times[steps] - times[WARMUP])
+
+
+def plain(recipe: dict, steps: int) -> float:
+    """Steps/s of a minimal loop: DataLoader, degrade, forward under autocast, backward, step."""
+    torch.manual_seed(recipe["seed"])
+    precision = choose_precision(recipe["train"]["mixed_precision"], torch.device("cpu"))
+    model = MODELS.build(recipe["model"])
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    criterion = WeightedLoss(recipe["loss"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe["optimizer"]["lr"])
+    degrade = build_pipeline(recipe["degradation"])
+    data = DataLoader(DATASETS.build(recipe["data"]["train"]), batch_size=recipe["data"]["batch_size"],
+                      sampler=count(), num_workers=recipe["data"]["num_workers"])
+    dtype = torch.bfloat16 if precision.mixed_precision == "bf16" else None
+    started = 0.0
+    for step, batch in zip(range(steps), data):
+        if step == WARMUP:
+            started = time.perf_counter()
+        target = batch["target"]
+        inputs = degrade(target, torch.Generator().manual_seed(step))
+        if precision.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            output = model(inputs)
+        loss, _ = criterion(output.float(), target)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    loss.item()
+    return (steps - WARMUP) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe")
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    recipe = load_recipe(args.recipe, args.overrides)
+    speeds: dict[str, list[float]] = {"ours": [], "plain": []}
+    for round_ in range(args.rounds):
+        speeds["ours"].append(ours(recipe, args.steps))
+        speeds["plain"].append(plain(recipe, args.steps))
+        print(f"round {round_ + 1}: ours {speeds['ours'][-1]:.3f} steps/s, plain {speeds['plain'][-1]:.3f} steps/s")
+    ours_median, plain_median = (statistics.median(v) for v in speeds.values())
+    print(f"median: ours {ours_median:.3f} steps/s, plain {plain_median:.3f} steps/s, "
+          f"ratio {ours_median / plain_median:.3f}, overhead {100 * (1 - ours_median / plain_median):+.1f}%")
+
+
+if __name__ == "__main__":
+    main()
