@@ -102,13 +102,15 @@ class Trainer:
         self.main = self.accelerator.is_main_process
         self.device = self.accelerator.device
         self.console = Console()
+        # everything that can fail on bad input comes before the run folder is touched
+        self.degrade = build_pipeline(recipe["degradation"])
+        data = recipe["data"]
+        self.train_set = DATASETS.build(data["train"], where="data.train")
+        self.val_set = DATASETS.build(data["val"], where="data.val") if data["val"] else None
+        if not recipe["degradation"] and "input" not in self.train_set[0]:
+            raise SrToolkitError("degradation: the list is empty and data.train gives no inputs; add one, "
+                                 "e.g. degradation: [{type: downscale}] for upscaling")
         resume_path = self._resume_path(resume)
-        if self.main and resume_path is None:
-            archived = self.folder.archive_previous()
-            if archived:
-                log.info("moved the earlier run in %s to %s", self.folder.root, archived)
-            self.folder.create(recipe)
-        self.accelerator.wait_for_everyone()
         set_seed(recipe["seed"])
         self.model = MODELS.build(recipe["model"], where="model")
         if self.precision.channels_last:
@@ -117,13 +119,15 @@ class Trainer:
         self.optimizer = self._optimizer()
         self.ema = self._ema()
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
-        self.degrade = build_pipeline(recipe["degradation"])
-        data = recipe["data"]
-        self.train_set = DATASETS.build(data["train"], where="data.train")
-        self.val_set = DATASETS.build(data["val"], where="data.val") if data["val"] else None
         self.state = Counters()
         if resume_path is not None:
             self._load(resume_path)
+        elif self.main:
+            archived = self.folder.archive_previous()
+            if archived:
+                log.info("moved the earlier run in %s to %s", self.folder.root, archived)
+            self.folder.create(recipe)
+        self.accelerator.wait_for_everyone()
         if self.train_cfg["tensorboard"]:
             self.accelerator.init_trackers(recipe["name"])
 
@@ -225,9 +229,8 @@ class Trainer:
             batch = next(batches)
             with self.accelerator.accumulate(self.model):
                 inputs, target = self._inputs(batch, micro)
-                with self.accelerator.autocast():
-                    output = self.model(inputs)
-                loss, parts = self.criterion(output.float(), target)
+                output = self.model(inputs)  # prepared: runs under the recipe's autocast, returns fp32
+                loss, parts = self.criterion(output, target)
                 self.accelerator.backward(loss)
                 if self.accelerator.sync_gradients and self.train_cfg["grad_clip"]:
                     self.accelerator.clip_grad_norm_(self.model.parameters(), self.train_cfg["grad_clip"])
@@ -301,7 +304,7 @@ class Trainer:
         return Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             StepsPerSecond(), TextColumn("loss {task.fields[loss]:.4g}"),
-            TimeRemainingColumn(), console=self.console, disable=not self.main, transient=False,
+            TimeRemainingColumn(), console=self.console, disable=not self.main, refresh_per_second=2,
         )
 
     # --------------------------------------------------------------------- checkpoints

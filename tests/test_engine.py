@@ -200,3 +200,27 @@ def test_two_process_ddp_on_cpu(tiny: Path, tmp_path: Path) -> None:
     assert (run / "model.safetensors").is_file()
     assert sorted(p.name for p in run.parent.iterdir() if p.name.startswith("run")) == ["run"]
     assert len(list((run / "checkpoints").glob("step_*"))) == 2
+
+
+def test_gradient_accumulation_matches_the_large_batch(tiny: Path, tmp_path: Path) -> None:
+    # a BN-free model: two micro-batches of 2 must step like one batch of the same 4 draws
+    model = "model={type: edsr, channels: 8, blocks: 1}"
+    large = train(tiny, model, f"output_dir={tmp_path / 'a'}", "train.max_steps=3", "data.batch_size=4")
+    accumulated = train(tiny, model, f"output_dir={tmp_path / 'b'}", "train.max_steps=3", "data.batch_size=2",
+                        "train.grad_accum=2")
+    a = large.accelerator.unwrap_model(large.model).state_dict()
+    b = accumulated.accelerator.unwrap_model(accumulated.model).state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    moved = dict(Trainer(load_recipe(tiny, [model])).model.state_dict())
+    assert any(not torch.allclose(a[k], moved[k], atol=1e-4) for k in a)  # training did change them
+
+
+def test_ema_weights_are_the_deployed_ones(tiny: Path, tmp_path: Path) -> None:
+    trainer = train(tiny, "train.ema=0.5", "train.max_steps=4")
+    deployed = load_model(tmp_path / "run" / "model.safetensors").state_dict()
+    ema = trainer.ema.module.state_dict()
+    raw = trainer.accelerator.unwrap_model(trainer.model).state_dict()
+    assert all(torch.equal(deployed[k], ema[k]) for k in deployed)
+    assert any(not torch.equal(deployed[k], raw[k]) for k in deployed if deployed[k].is_floating_point())
+    tensors, _ = checkpoint.read(tmp_path / "run" / "checkpoints" / "step_0000004.safetensors")
+    assert any(key.startswith("ema.") for key in tensors)
