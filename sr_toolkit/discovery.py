@@ -89,7 +89,7 @@ def import_plugins(specs: Iterable[str], base_dir: Path | None = None) -> None:
             _import_file(spec, base_dir)
         else:
             try:
-                _import_as(spec, lambda: importlib.import_module(spec))
+                _import_as(spec, functools.partial(importlib.import_module, spec))
             except ModuleNotFoundError as exc:
                 raise PluginError(f"plugins: cannot import module '{spec}': {exc}") from exc
 
@@ -110,7 +110,7 @@ def _import_file(spec: str, base_dir: Path | None) -> None:
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_name] = module
     try:
-        _import_as(str(path), lambda: module_spec.loader.exec_module(module))
+        _import_as(str(path), functools.partial(module_spec.loader.exec_module, module))
     except SrToolkitError:
         del sys.modules[module_name]
         raise
