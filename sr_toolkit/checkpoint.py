@@ -71,22 +71,26 @@ def strip_prefix(prefix: str, tensors: Mapping[str, torch.Tensor]) -> dict[str, 
     return {key[start:]: value for key, value in tensors.items() if key.startswith(prefix + ".")}
 
 
-def split_optimizer_state(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """An optimizer state dict as tensors (``optimizer.state.<param>.<name>``) and JSON."""
+def split_optimizer_state(
+    state: Mapping[str, Any], prefix: str = "optimizer"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An optimizer state dict as tensors (``<prefix>.state.<param>.<name>``) and JSON."""
     tensors, plain = {}, {}
     for index, values in state["state"].items():
         for name, value in values.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"optimizer.state.{index}.{name}"] = value
+                tensors[f"{prefix}.state.{index}.{name}"] = value
             else:
                 plain[f"{index}.{name}"] = value
     return tensors, {"param_groups": state["param_groups"], "plain_state": plain}
 
 
-def join_optimizer_state(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> dict[str, Any]:
+def join_optimizer_state(
+    tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any], prefix: str = "optimizer"
+) -> dict[str, Any]:
     """Inverse of :func:`split_optimizer_state`."""
     state: dict[int, dict[str, Any]] = {}
-    for key, value in strip_prefix("optimizer.state", tensors).items():
+    for key, value in strip_prefix(f"{prefix}.state", tensors).items():
         index, name = key.split(".", 1)
         state.setdefault(int(index), {})[name] = value
     for key, value in meta["plain_state"].items():

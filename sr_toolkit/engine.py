@@ -43,7 +43,8 @@ from sr_toolkit.losses import WeightedLoss
 from sr_toolkit.model_file import save_model
 from sr_toolkit.plots import plot_curves
 from sr_toolkit.precision import choose_precision
-from sr_toolkit.registry import DATASETS, MODELS
+from sr_toolkit.gan import AdversarialLoss, discriminator_step, generator_step
+from sr_toolkit.registry import DATASETS, LOSSES, MODELS
 from sr_toolkit.run_folder import RunFolder
 from sr_toolkit.schedule import lr_factor, parse_duration
 from sr_toolkit.validation import ValidationResult, validate
@@ -51,6 +52,35 @@ from sr_toolkit.validation import ValidationResult, validate
 log = logging.getLogger("sr_toolkit")
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+def build_optimizer(cfg: dict[str, Any], model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The optimizer an ``optimizer:`` (or ``gan.optimizer:``) section describes."""
+    kwargs: dict[str, Any] = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"]}
+    if cfg["type"] == "sgd":
+        kwargs["momentum"] = cfg["momentum"]
+    else:
+        kwargs["betas"] = tuple(cfg["betas"])
+    return OPTIMIZERS[cfg["type"]](model.parameters(), **kwargs)
+
+
+@dataclass
+class GanParts:
+    """The discriminator side of a GAN recipe."""
+
+    discriminator: torch.nn.Module
+    adversarial: AdversarialLoss
+    optimizer: torch.optim.Optimizer
+
+    @classmethod
+    def build(cls, recipe: dict[str, Any], device: torch.device) -> GanParts:
+        cfg = recipe["gan"]
+        discriminator = MODELS.build(cfg["discriminator"], where="gan.discriminator")
+        adversarial = LOSSES.build(cfg["adversarial"], where="gan.adversarial")
+        if not isinstance(adversarial, AdversarialLoss):
+            raise SrToolkitError(f"gan.adversarial: '{cfg['adversarial']['type']}' is not an adversarial loss "
+                                 "(vanilla, lsgan, hinge, ragan)")
+        return cls(discriminator, adversarial.to(device), build_optimizer(cfg["optimizer"], discriminator))
 
 
 def use_cpu() -> bool:
@@ -116,13 +146,26 @@ class Trainer:
         if self.precision.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.criterion = WeightedLoss(recipe["loss"]).to(self.device)
-        self.optimizer = self._optimizer()
+        for index, term in enumerate(self.criterion.terms):
+            if isinstance(term, AdversarialLoss):
+                raise SrToolkitError(f"loss.{index}: '{self.criterion.names[index]}' is an adversarial loss; "
+                                     "set it as gan.adversarial with gan.discriminator")
+        self.optimizer = build_optimizer(recipe["optimizer"], self.model)
         self.ema = self._ema()
-        self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        self.gan = GanParts.build(recipe, self.device) if recipe["gan"]["discriminator"] else None
+        if self.gan is None:
+            self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        else:
+            if self.train_cfg["grad_accum"] != 1:
+                raise SrToolkitError("train.grad_accum: GAN recipes take one batch per update (set it to 1)")
+            self.model, self.gan.discriminator, self.optimizer, self.gan.optimizer = self.accelerator.prepare(
+                self.model, self.gan.discriminator, self.optimizer, self.gan.optimizer)
         self.state = Counters()
         if resume_path is not None:
             self._load(resume_path)
-        elif self.main:
+        elif recipe["gan"]["init_from"]:
+            self._init_generator(Path(recipe["gan"]["init_from"]))
+        if resume_path is None and self.main:
             archived = self.folder.archive_previous()
             if archived:
                 log.info("moved the earlier run in %s to %s", self.folder.root, archived)
@@ -142,14 +185,14 @@ class Trainer:
             raise SrToolkitError(f"--resume: no checkpoint in {self.folder.checkpoints}")
         return found[-1]
 
-    def _optimizer(self) -> torch.optim.Optimizer:
-        cfg = self.recipe["optimizer"]
-        kwargs: dict[str, Any] = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"]}
-        if cfg["type"] == "sgd":
-            kwargs["momentum"] = cfg["momentum"]
-        else:
-            kwargs["betas"] = tuple(cfg["betas"])
-        return OPTIMIZERS[cfg["type"]](self.model.parameters(), **kwargs)
+    def _init_generator(self, path: Path) -> None:
+        tensors, info = checkpoint.read(path)
+        if info.get("model") != self.recipe["model"]:
+            raise checkpoint.CheckpointError(
+                f"gan.init_from: {path} holds model {info.get('model')}, this recipe trains {self.recipe['model']}")
+        self.accelerator.unwrap_model(self.model).load_state_dict(tensors)
+        if self.ema is not None:
+            self.ema.module.load_state_dict(tensors)
 
     def _ema(self) -> AveragedModel | None:
         decay = self.train_cfg["ema"]
@@ -157,9 +200,14 @@ class Trainer:
             return None
         return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
+    @property
+    def micro_batches(self) -> int:
+        """Batches one optimizer step takes: ``grad_accum``, or ``gan.d_steps`` for a GAN."""
+        return self.recipe["gan"]["d_steps"] if self.gan else self.train_cfg["grad_accum"]
+
     def _loader(self) -> DataLoader:
         cfg = self.recipe["data"]
-        start = self.state.step * self.train_cfg["grad_accum"]
+        start = self.state.step * self.micro_batches
         sampler = DrawSampler(cfg["batch_size"], start, self.accelerator.process_index,
                               self.accelerator.num_processes)
         workers = cfg["num_workers"]
@@ -180,7 +228,10 @@ class Trainer:
                      " + channels_last" if self.precision.channels_last else "", self.precision.reason)
         stop = StopSignal()
         batches = iter(self._loader())
-        base_lr = self.recipe["optimizer"]["lr"]  # param_groups hold the last scaled rate after a resume
+        # base rates from the recipe: param_groups hold the last scaled rate after a resume
+        schedules = [(self.optimizer, self.recipe["optimizer"]["lr"])]
+        if self.gan is not None:
+            schedules.append((self.gan.optimizer, self.recipe["gan"]["optimizer"]["lr"]))
         nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         started = time.perf_counter() - self.state.elapsed
         last_val_seconds = 0.0
@@ -193,8 +244,9 @@ class Trainer:
                     break
                 progress = max(self.state.step / cfg["max_steps"], elapsed / budget if budget else 0.0)
                 factor = lr_factor(self.recipe["scheduler"], self.state.step, progress)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = base_lr * factor
+                for optimizer, base_lr in schedules:
+                    for group in optimizer.param_groups:
+                        group["lr"] = base_lr * factor
                 loss, parts = self._optimizer_step(batches)
                 nonfinite |= ~torch.isfinite(loss)
                 self.state.step += 1
@@ -202,7 +254,7 @@ class Trainer:
                 step = self.state.step
                 if step % cfg["log_every"] == 0 or step == cfg["max_steps"]:
                     self._check_finite(nonfinite, step)
-                    record = {"step": step, "loss": loss.item(), "lr": base_lr * factor,
+                    record = {"step": step, "loss": loss.item(), "lr": schedules[0][1] * factor,
                               "time": round(self.state.elapsed, 3)}
                     record.update({f"loss/{k}": v.item() for k, v in parts.items()})
                     self._log(record)
@@ -224,7 +276,14 @@ class Trainer:
         return self._finish()
 
     def _optimizer_step(self, batches: Iterator[dict[str, Any]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """One optimizer step: ``grad_accum`` micro-batches, degraded on the device."""
+        """One update of the model (and of the discriminator for a GAN), then the EMA."""
+        loss, parts = self._gan_step(batches) if self.gan else self._pixel_step(batches)
+        if self.ema is not None:
+            self.ema.update_parameters(self.accelerator.unwrap_model(self.model))
+        return loss, parts
+
+    def _pixel_step(self, batches: Iterator[dict[str, Any]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``grad_accum`` micro-batches, degraded on the device, one optimizer step."""
         for micro in range(self.train_cfg["grad_accum"]):
             batch = next(batches)
             with self.accelerator.accumulate(self.model):
@@ -236,16 +295,41 @@ class Trainer:
                     self.accelerator.clip_grad_norm_(self.model.parameters(), self.train_cfg["grad_clip"])
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
-        if self.ema is not None:
-            self.ema.update_parameters(self.accelerator.unwrap_model(self.model))
         return loss.detach(), parts
+
+    def _gan_step(self, batches: Iterator[dict[str, Any]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``d_steps`` discriminator updates (none during warm-up), then one generator update on the
+        last batch. Logged: the generator's terms, D's loss and its mean logits on real and fake."""
+        gan, cfg = self.gan, self.recipe["gan"]
+        adversarial_on = self.state.step >= cfg["warmup_steps"]
+        d_parts: dict[str, torch.Tensor] = {}
+        for micro in range(cfg["d_steps"]):
+            inputs, target = self._inputs(next(batches), micro)
+            if not adversarial_on:
+                continue
+            d_loss, result = discriminator_step(self.model, gan.discriminator, gan.adversarial, inputs, target,
+                                                cfg["r1_weight"])
+            self.accelerator.backward(d_loss)
+            gan.optimizer.step()
+            gan.optimizer.zero_grad(set_to_none=True)
+            d_parts = {"d_loss": result.loss, "d_real": result.real_mean, "d_fake": result.fake_mean}
+        gan.discriminator.requires_grad_(False)
+        loss, parts = generator_step(self.model, gan.discriminator if adversarial_on else None, self.criterion,
+                                     gan.adversarial, cfg["weight"], inputs, target)
+        self.accelerator.backward(loss)
+        gan.discriminator.requires_grad_(True)
+        if self.train_cfg["grad_clip"]:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), self.train_cfg["grad_clip"])
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach(), {**parts, **d_parts}
 
     def _inputs(self, batch: dict[str, Any], micro: int) -> tuple[torch.Tensor, torch.Tensor]:
         target = batch["target"].to(self.device, non_blocking=True)
         if "input" in batch:
             inputs = batch["input"].to(self.device, non_blocking=True)
         else:
-            draw = (self.state.step * self.train_cfg["grad_accum"] + micro) * self.accelerator.num_processes
+            draw = (self.state.step * self.micro_batches + micro) * self.accelerator.num_processes
             seed = self.recipe["seed"] * 1_000_003 + draw + self.accelerator.process_index
             inputs = self.degrade(target, torch.Generator(self.device).manual_seed(seed))
         if self.precision.channels_last:
@@ -319,6 +403,12 @@ class Trainer:
         tensors.update(checkpoint.rng_state())
         meta = {"step": self.state.step, "elapsed": self.state.elapsed, "best_psnr": self.state.best_psnr,
                 "optimizer": optimizer_meta, "recipe": self.recipe}
+        if self.gan is not None:
+            discriminator = self.accelerator.unwrap_model(self.gan.discriminator)
+            tensors.update(checkpoint.with_prefix("discriminator", discriminator.state_dict()))
+            d_tensors, meta["d_optimizer"] = checkpoint.split_optimizer_state(
+                self.gan.optimizer.state_dict(), "d_optimizer")
+            tensors.update(d_tensors)
         checkpoint.atomic_save(tensors, path, meta)
 
     def _load(self, path: Path) -> None:
@@ -327,7 +417,12 @@ class Trainer:
             self.accelerator.unwrap_model(self.model).load_state_dict(checkpoint.strip_prefix("model", tensors))
             if self.ema is not None:
                 self.ema.load_state_dict(checkpoint.strip_prefix("ema", tensors))
-        except RuntimeError as exc:
+            if self.gan is not None:
+                self.accelerator.unwrap_model(self.gan.discriminator).load_state_dict(
+                    checkpoint.strip_prefix("discriminator", tensors))
+                self.gan.optimizer.load_state_dict(
+                    checkpoint.join_optimizer_state(tensors, meta["d_optimizer"], "d_optimizer"))
+        except (RuntimeError, KeyError) as exc:
             raise checkpoint.CheckpointError(
                 f"{path}: does not fit this recipe's model: {str(exc).splitlines()[0]}") from exc
         self.optimizer.load_state_dict(checkpoint.join_optimizer_state(tensors, meta["optimizer"]))

@@ -47,6 +47,16 @@ RecipeLoader.add_implicit_resolver(
     list("-+0123456789."),
 )
 
+OPTIMIZER = Section(
+    {
+        "type": Field(Literal["adam", "adamw", "sgd"], "adam"),
+        "lr": Field(float, 1e-3),
+        "weight_decay": Field(float, 0.0),
+        "betas": Field(tuple[float, float], [0.9, 0.999]),
+        "momentum": Field(float, 0.9),  # sgd only
+    }
+)
+
 # Every key a recipe may hold. Component sections (model, data.train, loss, degradation) are
 # checked against the registered component's own arguments.
 RECIPE_SCHEMA = Section(
@@ -61,15 +71,7 @@ RECIPE_SCHEMA = Section(
         # Turns a clean target batch into the network input, on the training device.
         "degradation": ComponentList(DEGRADATIONS),
         "loss": ComponentList(LOSSES, [{"type": "l1"}], {"weight": Field(float, 1.0)}),
-        "optimizer": Section(
-            {
-                "type": Field(Literal["adam", "adamw", "sgd"], "adam"),
-                "lr": Field(float, 1e-3),
-                "weight_decay": Field(float, 0.0),
-                "betas": Field(tuple[float, float], [0.9, 0.999]),
-                "momentum": Field(float, 0.9),  # sgd only
-            }
-        ),
+        "optimizer": OPTIMIZER,
         "scheduler": Section(
             {
                 "type": Field(Literal["constant", "cosine", "step"], "cosine"),
@@ -100,6 +102,19 @@ RECIPE_SCHEMA = Section(
                 "checkpoint_every": Field(int, 500),
                 "keep_checkpoints": Field(int, 2),
                 "tensorboard": Field(bool, False),
+            }
+        ),
+        # Adversarial training: set gan.discriminator to train the model as a GAN generator.
+        "gan": Section(
+            {
+                "discriminator": Component(MODELS, optional=True),  # e.g. {type: vgg_discriminator}
+                "adversarial": Component(LOSSES, {"type": "vanilla"}),  # vanilla | lsgan | hinge | ragan
+                "weight": Field(float, 1e-3),  # of the adversarial term in the generator's loss
+                "d_steps": Field(int, 1),  # discriminator updates per generator update
+                "warmup_steps": Field(int, 0),  # generator-only steps on the loss list first
+                "r1_weight": Field(float, 0.0),  # R1 gradient penalty on real images
+                "init_from": Field(Optional[str], None),  # model.safetensors to start the generator from
+                "optimizer": OPTIMIZER,  # the discriminator's
             }
         ),
         "validation": Section(

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sr_toolkit import discovery
-from sr_toolkit.errors import DataError, RegistryError
+from sr_toolkit.errors import RegistryError, SrToolkitError
 from sr_toolkit.typecheck import describe, matches
 
 
@@ -178,8 +178,8 @@ class Registry:
         kwargs = {key: value for key, value in {**spec, **extra}.items() if key != "type"}
         try:
             return entry.factory(**kwargs)
-        except (ValueError, DataError) as exc:
-            error = DataError if isinstance(exc, DataError) else RegistryError
+        except (ValueError, SrToolkitError) as exc:  # the message gains the key path and component
+            error = type(exc) if isinstance(exc, SrToolkitError) else RegistryError
             raise error(f"{where or self.kind}: {self.kind} '{entry.name}': {exc}") from exc
 
 

@@ -46,8 +46,10 @@ def count(model: torch.nn.Module) -> int:
 
 
 def first_party_names() -> list[str]:
-    """Every model registered by sr-toolkit's own plugins (tests elsewhere may register more)."""
-    return [e.name for e in MODELS.entries() if e.factory.__module__.startswith("sr_toolkit_plugins.")]
+    """Every image-to-image model registered by sr-toolkit's own plugins (tests elsewhere may register
+    more; discriminators are tested in tests/test_gan.py)."""
+    return [e.name for e in MODELS.entries() if e.factory.__module__.startswith("sr_toolkit_plugins.")
+            and not getattr(e.factory, "is_discriminator", False)]
 
 
 def photo(height: int, width: int) -> torch.Tensor:

@@ -1,3 +1,3 @@
 """First-party losses: importing this package registers them."""
 
-from sr_toolkit_plugins.losses import pixel, structural  # noqa: F401
+from sr_toolkit_plugins.losses import adversarial, perceptual, pixel, structural  # noqa: F401

@@ -1,0 +1,57 @@
+"""Adversarial losses for GAN recipes (``gan.adversarial``): vanilla, LSGAN, hinge and RaGAN."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from sr_toolkit.gan import AdversarialLoss
+from sr_toolkit.registry import LOSSES
+
+
+def _bce(logits: torch.Tensor, label: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
+
+
+@LOSSES.register("vanilla")
+class VanillaGanLoss(AdversarialLoss):
+    """Adversarial: the original GAN's binary cross-entropy on D's logits (SRGAN)."""
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return _bce(real, 1.0) + _bce(fake, 0.0)
+
+    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return _bce(fake, 1.0)
+
+
+@LOSSES.register("lsgan")
+class LeastSquaresGanLoss(AdversarialLoss):
+    """Adversarial: least-squares GAN (Mao et al. 2017), D's outputs regressed to 1 and 0."""
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return 0.5 * ((real - 1).pow(2).mean() + fake.pow(2).mean())
+
+    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (fake - 1).pow(2).mean()
+
+
+@LOSSES.register("hinge")
+class HingeGanLoss(AdversarialLoss):
+    """Adversarial: hinge loss (Lim & Ye 2017; SAGAN, BigGAN)."""
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return -fake.mean()
+
+
+@LOSSES.register("ragan")
+class RelativisticAverageGanLoss(AdversarialLoss):
+    """Adversarial: relativistic average GAN (ESRGAN): is real more realistic than the average fake?"""
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (_bce(real - fake.mean(), 1.0) + _bce(fake - real.mean(), 0.0))
+
+    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (_bce(real - fake.mean(), 0.0) + _bce(fake - real.mean(), 1.0))

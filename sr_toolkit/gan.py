@@ -1,0 +1,86 @@
+"""Adversarial training: the loss interface, the R1 penalty and the two step functions.
+
+A GAN recipe trains with the same loop as any other; only the step differs: ``discriminator_step``
+updates D on real targets and *detached* generator outputs, then ``generator_step`` updates G on
+the recipe's pixel/content loss plus the weighted adversarial term, with D frozen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sr_toolkit.losses import WeightedLoss
+
+
+class AdversarialLoss(nn.Module):
+    """Base of adversarial losses: both directions from D's logits on real and fake images."""
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise TypeError(f"{type(self).__name__} is an adversarial loss: set it as gan.adversarial, "
+                        "not in the loss list")
+
+
+def r1_penalty(discriminator: nn.Module, real: torch.Tensor) -> torch.Tensor:
+    """R1 gradient penalty (Mescheder et al. 2018): mean over images of |grad_x D(x)|^2 on reals."""
+    real = real.detach().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(discriminator(real).sum(), real, create_graph=True)
+    return gradient.pow(2).flatten(1).sum(1).mean()
+
+
+@dataclass
+class DiscriminatorResult:
+    """What one discriminator update logs."""
+
+    loss: torch.Tensor
+    real_mean: torch.Tensor
+    fake_mean: torch.Tensor
+
+
+def discriminator_step(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    adversarial: AdversarialLoss,
+    inputs: torch.Tensor,
+    target: torch.Tensor,
+    r1_weight: float,
+) -> tuple[torch.Tensor, DiscriminatorResult]:
+    """D's loss on a batch; the fakes are made without a graph to G, so G gets no gradient."""
+    with torch.no_grad():
+        fake = generator(inputs).float()
+    real_logits = discriminator(target)
+    fake_logits = discriminator(fake)
+    loss = adversarial.discriminator_loss(real_logits, fake_logits)
+    if r1_weight:
+        loss = loss + 0.5 * r1_weight * r1_penalty(discriminator, target)
+    result = DiscriminatorResult(loss.detach(), real_logits.detach().mean(), fake_logits.detach().mean())
+    return loss, result
+
+
+def generator_step(
+    generator: nn.Module,
+    discriminator: nn.Module | None,
+    criterion: WeightedLoss,
+    adversarial: AdversarialLoss | None,
+    weight: float,
+    inputs: torch.Tensor,
+    target: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """G's loss: the recipe's loss terms, plus ``weight`` times the adversarial term when D is given
+    (during warm-up it is None). D's parameters must be frozen by the caller."""
+    output = generator(inputs).float()
+    loss, parts = criterion(output, target)
+    if discriminator is not None and adversarial is not None:
+        real_logits = discriminator(target).detach()
+        adversarial_term = adversarial.generator_loss(real_logits, discriminator(output))
+        loss = loss + weight * adversarial_term
+        parts = {**parts, "adversarial": adversarial_term.detach().float()}
+    return loss, parts
