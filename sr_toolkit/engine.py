@@ -307,15 +307,17 @@ class Trainer:
             inputs, target = self._inputs(next(batches), micro)
             if not adversarial_on:
                 continue
-            d_loss, result = discriminator_step(self.model, gan.discriminator, gan.adversarial, inputs, target,
-                                                cfg["r1_weight"])
+            with self.accelerator.autocast():  # also covers the content loss's VGG, not only the networks
+                d_loss, result = discriminator_step(self.model, gan.discriminator, gan.adversarial, inputs,
+                                                    target, cfg["r1_weight"])
             self.accelerator.backward(d_loss)
             gan.optimizer.step()
             gan.optimizer.zero_grad(set_to_none=True)
             d_parts = {"d_loss": result.loss, "d_real": result.real_mean, "d_fake": result.fake_mean}
         gan.discriminator.requires_grad_(False)
-        loss, parts = generator_step(self.model, gan.discriminator if adversarial_on else None, self.criterion,
-                                     gan.adversarial, cfg["weight"], inputs, target)
+        with self.accelerator.autocast():
+            loss, parts = generator_step(self.model, gan.discriminator if adversarial_on else None,
+                                         self.criterion, gan.adversarial, cfg["weight"], inputs, target)
         self.accelerator.backward(loss)
         gan.discriminator.requires_grad_(True)
         if self.train_cfg["grad_clip"]:
