@@ -1,0 +1,402 @@
+"""What an evaluation leaves behind: results.json / results.csv, a terminal table, comparison
+grids and ``report.html``, one page that works opened from disk (its images sit next to it).
+
+``report.html#selftest`` moves the first image's slider from the page's own script and writes what
+it observed (clip position, images shown, images that failed to load, script errors) as JSON into
+``<pre id="selftest">`` and the title, so a headless browser's ``--dump-dom`` can check the page.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+from rich.table import Table
+from torch import Tensor
+
+from sr_toolkit.evaluation import IDENTITY, Metric, Results, Sample, match_channels
+from sr_toolkit.imageio import save_image, to_uint8
+
+Scores = dict[str, dict[str, Optional[float]]]
+"""Method -> metric -> value."""
+
+GROUND_TRUTH = "ground truth"
+LABEL_HEIGHT = 18
+GAP = 4
+ZOOM_FRACTION = 4
+"""The zoomed crop's side is the image's shorter side over this, between 16 and 128 pixels."""
+
+
+# --- numbers ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One shown score and whether it is the best of its column."""
+
+    text: str
+    best: bool
+
+
+def format_value(metric: Metric, value: float | None) -> str:
+    """A score as the table shows it: dB with 2 decimals, MSE with 6, the rest with 4."""
+    if value is None:
+        return "n/a"
+    if math.isinf(value):
+        return "inf"
+    digits = {"psnr": 2, "mse": 6}.get(metric.name, 4)
+    return f"{value:.{digits}f}"
+
+
+def score_rows(results: Results, scores: Scores) -> list[tuple[str, str, list[Cell]]]:
+    """(method, kind, cells) per method of ``scores`` (method -> metric -> value), each cell marked
+    when it is the best value of its column (highest, or lowest for LPIPS and MSE)."""
+    best: dict[str, float | None] = {}
+    for metric in results.metrics:
+        values = [v[metric.name] for v in scores.values() if v[metric.name] is not None]
+        best[metric.name] = (max if metric.higher_is_better else min)(values) if values else None
+    rows = []
+    for method, values in scores.items():
+        cells = []
+        for metric in results.metrics:
+            value = values[metric.name]
+            cells.append(Cell(format_value(metric, value), value is not None and value == best[metric.name]))
+        rows.append((method, "model" if method in results.models else "baseline", cells))
+    return rows
+
+
+def header(metric: Metric) -> str:
+    """A column heading: the metric's label and which way is better."""
+    return f"{metric.label} {'↑' if metric.higher_is_better else '↓'}"
+
+
+def results_table(results: Results) -> Table:
+    """Mean of each metric per method, the best of each column in bold."""
+    settings = results.settings
+    title = (f"x{settings['scale']} {settings['task']} on {settings['images']} images "
+             f"({'Y channel' if settings['y_channel'] else 'RGB'}, border {settings['crop_border']})")
+    table = Table("method", "kind", *(header(metric) for metric in results.metrics), title=title)
+    means = {method: results.mean(method) for method in results.methods}
+    for method, kind, cells in score_rows(results, means):
+        table.add_row(method, kind, *(f"[bold]{c.text}[/bold]" if c.best else c.text for c in cells))
+    return table
+
+
+def write_json(results: Results, path: Path) -> None:
+    """``{"settings", "notes", "methods": {NAME: {"mean": {...}, "images": {FILE: {...}}}}}``."""
+    path.write_text(json.dumps(results.as_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def write_csv(results: Results, path: Path) -> None:
+    """One row per method and image, then one per method with image ``mean``; empty where n/a."""
+    document = results.as_dict()["methods"]
+    names = [metric.name for metric in results.metrics]
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["method", "image", *names])
+        for method, entry in document.items():
+            rows = [*entry["images"].items(), ("mean", entry["mean"])]
+            for image, values in rows:
+                cells = ("" if values[name] is None else repr(values[name]) for name in names)
+                writer.writerow([method, image, *cells])
+
+
+# --- images -----------------------------------------------------------------------------------
+
+
+def shown_input(sample: Sample) -> Tensor:
+    """The input at the target's size (nearest neighbour: each input pixel a visible block)."""
+    size = sample.target.shape[-2:]
+    return F.interpolate(sample.input[None], size=size, mode="nearest")[0]
+
+
+def panels(sample: Sample) -> list[tuple[str, Tensor]]:
+    """input | each baseline | each model | ground truth (the input once when it is a baseline)."""
+    shown = [] if IDENTITY in sample.outputs else [(IDENTITY, shown_input(sample))]
+    return [*shown, *sample.outputs.items(), (GROUND_TRUTH, sample.target)]
+
+
+def zoom_region(sample: Sample) -> tuple[int, int, int]:
+    """(top, left, side) of the square where the models' outputs differ most from each other.
+
+    Disagreement is the per-pixel standard deviation across the model outputs (with the baselines
+    added when there are fewer than two models, and the ground truth when still fewer than two),
+    averaged over channels and summed over each candidate square.
+    """
+    candidates = [sample.outputs[name] for name in sample.models]
+    if len(candidates) < 2:
+        candidates += [output for name, output in sample.outputs.items() if name not in sample.models]
+    if len(candidates) < 2:
+        candidates.append(sample.target)
+    height, width = sample.target.shape[-2:]
+    side = min(height, width, max(16, min(128, min(height, width) // ZOOM_FRACTION)))
+    stack = torch.stack([match_channels(x, 3) for x in candidates]).double()
+    disagreement = stack.std(dim=0, unbiased=False).mean(dim=0)
+    sums = F.pad(disagreement.cumsum(0).cumsum(1), (1, 0, 1, 0))
+    windows = sums[side:, side:] - sums[:-side, side:] - sums[side:, :-side] + sums[:-side, :-side]
+    top, left = divmod(int(windows.argmax()), windows.shape[1])
+    return top, left, side
+
+
+def to_pil(x: Tensor) -> Image.Image:
+    """A (C, H, W) tensor in [0, 1] as an 8-bit RGB image."""
+    return Image.fromarray(to_uint8(match_channels(x, 3)).permute(1, 2, 0).numpy())
+
+
+def comparison_grid(sample: Sample) -> Image.Image:
+    """Full images side by side, labelled, with the zoom square outlined; the zoomed crops below."""
+    shown = panels(sample)
+    height, width = sample.target.shape[-2:]
+    top, left, side = zoom_region(sample)
+    zoom = max(1, width // side)
+    canvas = Image.new("RGB", (len(shown) * width + (len(shown) - 1) * GAP,
+                               LABEL_HEIGHT + height + GAP + side * zoom), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(13)
+    for index, (label, image) in enumerate(shown):
+        x = index * (width + GAP)
+        draw.text((x + 2, 2), label, fill="black", font=font)
+        canvas.paste(to_pil(image), (x, LABEL_HEIGHT))
+        draw.rectangle((x + left, LABEL_HEIGHT + top, x + left + side - 1, LABEL_HEIGHT + top + side - 1),
+                       outline=(255, 0, 0))
+        crop = to_pil(image[..., top : top + side, left : left + side])
+        crop = crop.resize((side * zoom, side * zoom), Image.Resampling.NEAREST)
+        canvas.paste(crop, (x + (width - side * zoom) // 2, LABEL_HEIGHT + height + GAP))
+    return canvas
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of ``text``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "image"
+
+
+@dataclass
+class ImageEntry:
+    """One image of the report: its name, the file shown for each method and its grid (paths
+    relative to the page, made of file-name-safe characters)."""
+
+    name: str
+    files: list[tuple[str, str]]
+    grid: str
+
+
+class ReportWriter:
+    """Writes each sample's grid and per-method images as they come, then the tables and the page."""
+
+    def __init__(self, out: Path, images: bool = True) -> None:
+        self.out = Path(out)
+        self.images = images
+        self.entries: list[ImageEntry] = []
+        self._slugs: set[str] = set()
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    def _unique(self, name: str) -> str:
+        base = slug(str(Path(name).with_suffix("")))
+        candidate, count = base, 1
+        while candidate in self._slugs:
+            count += 1
+            candidate = f"{base}-{count}"
+        self._slugs.add(candidate)
+        return candidate
+
+    def add(self, sample: Sample) -> None:
+        """Save the comparison grid and one PNG per method (and input, ground truth) for the slider."""
+        if not self.images:
+            return
+        key = self._unique(sample.name)
+        grid = Path("grids") / f"{key}.png"
+        (self.out / grid).parent.mkdir(exist_ok=True)
+        comparison_grid(sample).save(self.out / grid)
+        files = []
+        for index, (label, image) in enumerate(panels(sample)):
+            relative = Path("images") / key / f"{index:02d}_{slug(label)}.png"
+            save_image(image, self.out / relative)
+            files.append((label, relative.as_posix()))
+        self.entries.append(ImageEntry(sample.name, files, grid.as_posix()))
+
+    def finish(self, results: Results) -> dict[str, Path]:
+        """Write results.json, results.csv and report.html; return their paths."""
+        paths = {name: self.out / name for name in ("results.json", "results.csv", "report.html")}
+        write_json(results, paths["results.json"])
+        write_csv(results, paths["results.csv"])
+        paths["report.html"].write_text(render_html(results, self.entries), encoding="utf-8")
+        return paths
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+
+def _score_table(results: Results, scores: Scores) -> str:
+    head = "".join(f"<th>{html.escape(header(metric))}</th>" for metric in results.metrics)
+    rows = []
+    for method, kind, cells in score_rows(results, scores):
+        shown = (f"<strong>{html.escape(c.text)}</strong>" if c.best else html.escape(c.text) for c in cells)
+        rows.append(f"<tr><th>{html.escape(method)}</th><td>{kind}</td>"
+                    + "".join(f"<td>{text}</td>" for text in shown) + "</tr>")
+    return f"<table><tr><th>method</th><th>kind</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _image_section(index: int, entry: ImageEntry, results: Results) -> str:
+    options = "".join(f'<option value="{position}">{html.escape(label)}</option>'
+                      for position, (label, _) in enumerate(entry.files))
+    labels = [label for label, _ in entry.files]
+    models = [i for i, label in enumerate(labels) if label in results.models]
+    right = models[0] if models else len(labels) - 1
+    left = next((i for i, label in enumerate(labels) if label in results.baselines), 0)
+    scores = {method: results.scores[method][entry.name] for method in results.methods}
+    grid = html.escape(entry.grid)
+    return f"""
+<section class="image" data-index="{index}" data-left="{left}" data-right="{right}">
+<h2>{html.escape(entry.name)}</h2>
+{_score_table(results, scores)}
+<div class="controls">
+<label>left <select class="left">{options}</select></label>
+<input class="slider" type="range" min="0" max="100" value="50" aria-label="reveal">
+<label>right <select class="right">{options}</select></label>
+</div>
+<div class="stage">
+<img class="under" alt="left"><img class="over" alt="right"><div class="divider"></div>
+</div>
+<p><a href="{grid}"><img class="grid" loading="lazy" alt="comparison grid" src="{grid}"></a></p>
+</section>"""
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+tr > th:first-child, table.settings td { text-align: left; }
+section.image { margin-top: 2.5em; border-top: 1px solid #ddd; }
+.controls { display: flex; gap: 1em; align-items: center; margin: 0.5em 0; }
+.controls .slider { flex: 1; max-width: 40em; }
+.stage { position: relative; display: inline-block; max-width: 100%; line-height: 0; }
+.stage img { display: block; max-width: 100%; height: auto; image-rendering: pixelated; }
+.stage img.over { position: absolute; top: 0; left: 0; width: 100%; height: 100%; }
+.stage .divider { position: absolute; top: 0; bottom: 0; width: 2px; margin-left: -1px;
+                  background: #fff; box-shadow: 0 0 2px #000; pointer-events: none; }
+img.grid { max-width: 100%; }
+pre#selftest { display: none; }
+"""
+
+SCRIPT = """
+"use strict";
+const errors = [];
+window.addEventListener("error", (event) => errors.push(String(event.message)));
+const data = JSON.parse(document.getElementById("report-data").textContent);
+
+function setup(section) {
+  const files = data.images[Number(section.dataset.index)].files;
+  const left = section.querySelector("select.left");
+  const right = section.querySelector("select.right");
+  const slider = section.querySelector("input.slider");
+  const under = section.querySelector("img.under");
+  const over = section.querySelector("img.over");
+  const divider = section.querySelector(".divider");
+  left.value = section.dataset.left;
+  right.value = section.dataset.right;
+  function update() {
+    if (under.getAttribute("src") !== files[left.value][1]) under.src = files[left.value][1];
+    if (over.getAttribute("src") !== files[right.value][1]) over.src = files[right.value][1];
+    over.style.clipPath = "inset(0 0 0 " + slider.value + "%)";
+    divider.style.left = slider.value + "%";
+  }
+  left.addEventListener("change", update);
+  right.addEventListener("change", update);
+  slider.addEventListener("input", update);
+  update();
+}
+
+function settled(img) {
+  if (img.complete) return Promise.resolve();
+  return new Promise((done) => {
+    img.addEventListener("load", done);
+    img.addEventListener("error", done);
+  });
+}
+
+async function selftest() {
+  // Images as the page first showed them, then the first slider driven as a user would.
+  const eager = Array.from(document.querySelectorAll("img")).filter((img) => img.loading !== "lazy");
+  await Promise.all(eager.map(settled));
+  const result = {errors: errors};
+  result.loaded = eager.filter((img) => img.naturalWidth > 0).length;
+  result.broken = eager.filter((img) => img.naturalWidth === 0).map((img) => img.getAttribute("src"));
+  const section = document.querySelector("section.image");
+  if (section) {
+    const left = section.querySelector("select.left");
+    const right = section.querySelector("select.right");
+    const slider = section.querySelector("input.slider");
+    const under = section.querySelector("img.under");
+    const over = section.querySelector("img.over");
+    left.value = "0";
+    left.dispatchEvent(new Event("change"));
+    right.value = String(right.options.length - 1);
+    right.dispatchEvent(new Event("change"));
+    slider.value = "25";
+    slider.dispatchEvent(new Event("input"));
+    await Promise.all([under, over].map(settled));
+    result.left = left.options[left.selectedIndex].text;
+    result.right = right.options[right.selectedIndex].text;
+    result.under = under.getAttribute("src");
+    result.over = over.getAttribute("src");
+    result.clip = over.style.clipPath;
+    result.divider = section.querySelector(".divider").style.left;
+    result.size = [under.naturalWidth, under.naturalHeight, over.naturalWidth, over.naturalHeight];
+  }
+  result.ok = Boolean(section) && result.errors.length === 0 && result.broken.length === 0
+    && result.size.every((side) => side > 0);
+  document.getElementById("selftest").textContent = JSON.stringify(result);
+  document.title = "selftest " + (result.ok ? "ok" : "failed");
+}
+
+document.querySelectorAll("section.image").forEach(setup);
+if (location.hash === "#selftest") window.addEventListener("load", selftest);
+"""
+
+
+def render_html(results: Results, entries: list[ImageEntry]) -> str:
+    """The report page: settings, mean scores (best in bold), notes and one section per image."""
+    settings = results.settings
+    means = _score_table(results, {method: results.mean(method) for method in results.methods})
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in results.notes)
+    facts = [
+        ("data", settings["data"]), ("inputs", settings["inputs"]),
+        ("scale", f"x{settings['scale']} ({settings['task']})"),
+        ("scored on", f"{'Y channel (BT.601, MATLAB rgb2ycbcr)' if settings['y_channel'] else 'RGB'}, "
+                      f"{settings['crop_border']} px border cropped, {settings['quantized']}"),
+        ("images", settings["images"]), ("device", settings["device"]),
+    ]
+    facts_html = "".join(f"<tr><th>{html.escape(key)}</th><td>{html.escape(str(value))}</td></tr>"
+                         for key, value in facts)
+    payload = {"images": [{"name": entry.name, "files": entry.files} for entry in entries]}
+    data = json.dumps(payload).replace("<", "\\u003c")
+    sections = "".join(_image_section(index, entry, results) for index, entry in enumerate(entries))
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>sr-toolkit evaluation</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<h1>sr-toolkit evaluation</h1>
+<table class="settings">{facts_html}</table>
+<h2>Mean scores</h2>
+{means}
+{f'<h3>Notes</h3><ul class="notes">{notes}</ul>' if notes else ''}
+{sections}
+<pre id="selftest"></pre>
+<script type="application/json" id="report-data">{data}</script>
+<script>{SCRIPT}</script>
+</body>
+</html>
+"""

@@ -1,0 +1,180 @@
+"""Tiled inference: run a model on overlapping tiles, so that memory grows with the tile, not the image.
+
+The input is cut into a grid of ``tile`` x ``tile`` cores; the model reads each core widened by
+``overlap`` pixels on every side (less at the image border), and only the core's part of its output is
+kept. When the overlap covers the model's receptive field (its ``halo``, the default) every kept output
+pixel saw exactly what it would have seen in one pass over the whole image, so the tiled result equals
+the untiled one (to float rounding, about 1e-6) for any model that treats pixels the same everywhere.
+
+Two things break that equality: batch statistics (BatchNorm in training mode; run in eval mode, where
+BatchNorm is a fixed affine map) and sampling grids that depend on the input size. ``resnet_x4`` with
+``upsample: bilinear_ac`` is the shipped case: ``align_corners=True`` places its interpolation samples by
+the size of what it is given, so tiles are upscaled on slightly different grids than the whole image is
+(seams of a few 1e-2 at most). Its ``upsample: bicubic`` variant tiles exactly.
+
+Models with a ``size_multiple`` (the autoencoder needs multiples of 16) get tiles and overlaps rounded up
+to that multiple, and the crops at the bottom and right edges padded by repeating the edge pixels; the
+padded part of the output is dropped. The untiled pass (``tile=None``) is padded the same way.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+FALLBACK_OVERLAP = 32
+"""Overlap for models that do not declare a ``halo`` (third-party plugins); a warning says it is a guess."""
+
+
+class Span(NamedTuple):
+    """One tile along one axis: it writes ``[start, stop)``; the model reads ``[read_start, read_stop)``."""
+
+    start: int
+    stop: int
+    read_start: int
+    read_stop: int
+
+
+def size_multiple(model: nn.Module) -> int:
+    """The multiple the model needs its input height and width to be (1 when it has no such need)."""
+    return int(getattr(model, "size_multiple", 1) or 1)
+
+
+def round_up(value: int, multiple: int) -> int:
+    """``value`` rounded up to a multiple of ``multiple``."""
+    return math.ceil(value / multiple) * multiple
+
+
+def default_overlap(model: nn.Module) -> int:
+    """The overlap that makes tiling exact: the model's ``halo`` rounded up to its size multiple."""
+    halo = getattr(model, "halo", None)
+    if halo is None:
+        warnings.warn(
+            f"{type(model).__name__} declares no 'halo' (receptive-field radius); tiling with an overlap "
+            f"of {FALLBACK_OVERLAP} pixels, which may leave seams: pass an overlap to be sure",
+            stacklevel=3,
+        )
+        halo = FALLBACK_OVERLAP
+    return round_up(int(halo), size_multiple(model))
+
+
+def tiles_exactly(model: nn.Module) -> bool:
+    """False when the model upsamples with ``align_corners=True``, whose sampling grid depends on the
+    input size: its tiled output then differs slightly from its whole-image output."""
+    return not any(isinstance(module, nn.Upsample) and module.align_corners for module in model.modules())
+
+
+def spans(size: int, tile: int | None, overlap: int) -> list[Span]:
+    """The tiles along an axis of ``size`` pixels: cores of ``tile`` pixels (None: one core for all)."""
+    if tile is None or tile >= size:
+        return [Span(0, size, 0, size)]
+    return [
+        Span(start, min(start + tile, size), max(0, start - overlap), min(size, start + tile + overlap))
+        for start in range(0, size, tile)
+    ]
+
+
+def tile_count(model: nn.Module, height: int, width: int, tile: int | None) -> int:
+    """How many tiles :func:`forward_tiled` runs for an image of ``height`` x ``width`` pixels."""
+    if tile is None:
+        return 1
+    tile = round_up(tile, size_multiple(model))
+    return math.ceil(height / tile) * math.ceil(width / tile)
+
+
+def forward_tiled(
+    model: nn.Module,
+    x: Tensor,
+    *,
+    scale: int,
+    tile: int | None,
+    overlap: int | None = None,
+    on_tile: Callable[[], None] | None = None,
+    out: Tensor | None = None,
+) -> Tensor:
+    """Run ``model`` on ``x`` (N, C, H, W) tile by tile, under ``torch.no_grad()``.
+
+    ``scale``: the output is ``scale`` times the input's height and width. ``tile``: the core size in
+    input pixels (None: the whole image in one pass). ``overlap``: context read around each core
+    (None: :func:`default_overlap`). ``on_tile`` is called after each tile (for progress bars).
+
+    Tiles are moved to the device and floating dtype of the model's parameters; the result is written
+    into ``out`` when given (any shape-compatible tensor; integer dtypes receive the values clamped to
+    [0, 1], scaled to the dtype's maximum and rounded, as a saved image would), otherwise into a new
+    tensor with ``x``'s device and dtype. Keeping ``x`` and ``out`` on the CPU bounds GPU memory by the tile.
+    """
+    if x.dim() != 4 or not x.is_floating_point():
+        raise ValueError(f"expected a float (N, C, H, W) tensor, got {x.dtype} of shape {tuple(x.shape)}")
+    if int(scale) != scale or scale < 1:
+        raise ValueError(f"scale: expected a positive integer, got {scale!r}")
+    if tile is not None and tile < 1:
+        raise ValueError(f"tile: expected a positive number of pixels or None, got {tile!r}")
+    if overlap is not None and overlap < 0:
+        raise ValueError(f"overlap: expected a number of pixels >= 0 or None, got {overlap!r}")
+    multiple = size_multiple(model)
+    if tile is None:
+        overlap = 0  # one tile: no context to add (and no guess to warn about)
+    else:
+        tile = round_up(tile, multiple)
+        overlap = default_overlap(model) if overlap is None else round_up(overlap, multiple)
+    height, width = x.shape[-2:]
+    if out is not None and tuple(out.shape[-2:]) != (height * scale, width * scale):
+        raise ValueError(f"out: expected {height * scale}x{width * scale} pixels, got {tuple(out.shape)}")
+    device, dtype = _placement(model, x)
+    with torch.no_grad():
+        for rows, cols in itertools.product(spans(height, tile, overlap), spans(width, tile, overlap)):
+            crop = x[..., rows.read_start : rows.read_stop, cols.read_start : cols.read_stop]
+            result = _run(model, crop.to(device, dtype), scale, multiple)
+            if out is None:
+                shape = (x.shape[0], result.shape[1], height * scale, width * scale)
+                out = torch.empty(shape, dtype=x.dtype, device=x.device)
+            top, left = (rows.start - rows.read_start) * scale, (cols.start - cols.read_start) * scale
+            kept = result[..., top : top + (rows.stop - rows.start) * scale,
+                          left : left + (cols.stop - cols.start) * scale]
+            target = out[..., rows.start * scale : rows.stop * scale, cols.start * scale : cols.stop * scale]
+            target.copy_(cast_pixels(kept, out.dtype))
+            if on_tile is not None:
+                on_tile()
+    assert out is not None  # the grid always has at least one tile
+    return out
+
+
+def _placement(model: nn.Module, x: Tensor) -> tuple[torch.device, torch.dtype]:
+    """Where tiles run: the device and floating dtype of the model's first parameter (else ``x``'s)."""
+    for parameter in model.parameters():
+        if parameter.is_floating_point():
+            return parameter.device, parameter.dtype
+    return x.device, x.dtype
+
+
+def _run(model: nn.Module, crop: Tensor, scale: int, multiple: int) -> Tensor:
+    """The model's output for one crop, padded at the bottom and right to ``multiple`` and cut back."""
+    height, width = crop.shape[-2:]
+    pad_h, pad_w = round_up(height, multiple) - height, round_up(width, multiple) - width
+    if pad_h or pad_w:
+        crop = F.pad(crop, (0, pad_w, 0, pad_h), mode="replicate")
+    result = model(crop)
+    expected = (crop.shape[-2] * scale, crop.shape[-1] * scale)
+    if tuple(result.shape[-2:]) != expected:
+        raise ValueError(
+            f"the model turned a {crop.shape[-2]}x{crop.shape[-1]} input into "
+            f"{result.shape[-2]}x{result.shape[-1]}, not {expected[0]}x{expected[1]} (scale {scale}): "
+            "is the scale right?"
+        )
+    return result[..., : height * scale, : width * scale]
+
+
+def cast_pixels(values: Tensor, dtype: torch.dtype) -> Tensor:
+    """``values`` as ``dtype``; integer dtypes get [0, 1] clamped, mapped to 0..max and rounded
+    (for uint8 exactly :func:`sr_toolkit.imageio.to_uint8`)."""
+    if dtype.is_floating_point:
+        return values.to(dtype)
+    top = torch.iinfo(dtype).max
+    return torch.round(values.float().clamp(0, 1) * top).to(dtype)
