@@ -35,7 +35,7 @@ from sr_toolkit.imageio import list_images, read_image, to_uint8
 from sr_toolkit.model_file import load_model
 from sr_toolkit.recipe import load_recipe
 from sr_toolkit.resize import imresize, imresize_uint8, modcrop
-from sr_toolkit.tiling import forward_tiled
+from sr_toolkit.tiling import forward_tiled, tiles_exactly
 from sr_toolkit.weights import WeightsUnavailableError
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
@@ -224,10 +224,12 @@ def run_model(model: torch.nn.Module, x: Tensor, scale: int, tile: int | None = 
     """The model's output for a batch ``x`` (kept where ``x`` is) and whether it ran in tiles.
 
     ``tile`` None tiles automatically (tiles of :data:`AUTO_TILE`) above :data:`AUTO_TILE_PIXELS`
-    output pixels; 0 never tiles. :func:`sr_toolkit.tiling.forward_tiled` pads the input of a model
-    with a ``size_multiple`` and crops the output back, and checks the output's size.
+    output pixels, for models whose tiled output equals their whole-image output
+    (:func:`sr_toolkit.tiling.tiles_exactly`); 0 never tiles. :func:`sr_toolkit.tiling.forward_tiled`
+    pads the input of a model with a ``size_multiple`` and crops the output back.
     """
-    if tile is None and x.shape[-2] * x.shape[-1] * scale**2 > AUTO_TILE_PIXELS:
+    large = x.shape[-2] * x.shape[-1] * scale**2 > AUTO_TILE_PIXELS
+    if tile is None and large and tiles_exactly(model):
         tile = AUTO_TILE
     tile = tile or None
     # One tile needs no overlap (and no warning about a model without a declared halo).

@@ -7,10 +7,11 @@ pixel saw exactly what it would have seen in one pass over the whole image, so t
 the untiled one (to float rounding, about 1e-6) for any model that treats pixels the same everywhere.
 
 Two things break that equality: batch statistics (BatchNorm in training mode; run in eval mode, where
-BatchNorm is a fixed affine map) and sampling grids that depend on the input size. ``resnet_x4`` with
-``upsample: bilinear_ac`` is the shipped case: ``align_corners=True`` places its interpolation samples by
-the size of what it is given, so tiles are upscaled on slightly different grids than the whole image is
-(seams of a few 1e-2 at most). Its ``upsample: bicubic`` variant tiles exactly.
+BatchNorm is a fixed affine map) and sampling grids that depend on the input size (:func:`tiles_exactly`).
+``resnet_x4`` with ``upsample: bilinear_ac`` (the report's model) is the shipped case: ``align_corners=True``
+places its interpolation samples by the size of what it is given, so a tile's samples drift by up to
+half an input pixel from the whole image's, which shows at sharp edges and tile borders (up to 100 of
+255 levels for the report's trained model). Its ``upsample: bicubic`` variant tiles exactly.
 
 Models with a ``size_multiple`` (the autoencoder needs multiples of 16) get tiles and overlaps rounded up
 to that multiple, and the crops at the bottom and right edges padded by repeating the edge pixels; the

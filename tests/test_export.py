@@ -1,0 +1,82 @@
+"""tools/export.py: the ONNX file runs in onnxruntime at any batch, height and width, and matches PyTorch."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sr_toolkit.checkpoint import METADATA_KEY
+from sr_toolkit.model_file import load_model, save_model
+from sr_toolkit.recipe import load_recipe
+from sr_toolkit.registry import MODELS
+
+onnx = pytest.importorskip("onnx")
+onnxruntime = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("tool_export", ROOT / "tools" / "export.py")
+export_tool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(export_tool)
+
+MODELS_TO_EXPORT = {
+    # the report's model as shipped: bilinear (align_corners) upsampling, BatchNorm, PReLU, dropout
+    "resnet_x4": "scale: 4\nmodel: {type: resnet_x4, channels: 8, blocks: 1}\n",
+    # pixel shuffle and a bicubic global skip
+    "edsr": "scale: 2\nmodel: {type: edsr, channels: 8, blocks: 1}\n",
+    # restoration: transposed convs, max-pooling, sizes in multiples of 16
+    "conv_autoencoder": "task: restore\nmodel: {type: conv_autoencoder}\n",
+}
+
+
+def model_file(folder: Path, recipe_text: str) -> Path:
+    (folder / "recipe.yaml").write_text(recipe_text)
+    recipe = load_recipe(folder / "recipe.yaml")
+    model = MODELS.build(recipe["model"])
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # random weights (a zeroed tail would hide the network) and BN statistics
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                noise = torch.rand(tensor.shape, generator=generator)
+                tensor.copy_(0.5 + noise if name.endswith("running_var") else 0.2 * (noise - 0.5))
+    save_model(folder / "model.safetensors", model, recipe)
+    return folder / "model.safetensors"
+
+
+@pytest.mark.parametrize("name", list(MODELS_TO_EXPORT))
+def test_onnx_matches_pytorch_at_any_size(name: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = model_file(tmp_path, MODELS_TO_EXPORT[name])
+    assert export_tool.main([str(path), "--onnx", str(tmp_path / "out" / "model.onnx")]) == 0
+    assert "onnxruntime matches PyTorch" in capsys.readouterr().out
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == ["model.onnx"]  # weights inside, no external data file
+
+    model = load_model(path)
+    graph = onnx.load(str(tmp_path / "out" / "model.onnx"))
+    info = json.loads({prop.key: prop.value for prop in graph.metadata_props}[METADATA_KEY])
+    assert info == {key: model.sr_info[key] for key in ("model", "scale", "task")}
+    session = onnxruntime.InferenceSession(str(tmp_path / "out" / "model.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(1)
+    for shape in [(1, 3, 32, 48), (3, 3, 80, 16)]:
+        x = torch.rand(shape, generator=generator)
+        (got,) = session.run(["output"], {"image": x.numpy()})
+        with torch.no_grad():
+            expected = model(x).numpy()
+        scale = info["scale"]
+        assert got.shape == expected.shape == (shape[0], 3, shape[2] * scale, shape[3] * scale)
+        assert np.abs(got - expected).max() < 1e-4
+        assert expected.std() > 1e-3
+
+
+def test_a_bad_model_file_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "model.safetensors").write_bytes(b"nonsense")
+    assert export_tool.main([str(tmp_path / "model.safetensors"), "--onnx", str(tmp_path / "m.onnx")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error:") and "model.safetensors" in line
+    assert not (tmp_path / "m.onnx").exists()

@@ -1,0 +1,298 @@
+"""tools/upscale.py and the Python API: names kept, alpha, EXIF, 16-bit, bad inputs, bombs, tiling."""
+
+from __future__ import annotations
+
+import importlib.util
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image, ImageOps
+
+import sr_toolkit
+from sr_toolkit.imageio import read_image, to_uint8
+from sr_toolkit.inference import save_pixels
+from sr_toolkit.model_file import save_model
+from sr_toolkit.recipe import load_recipe
+from sr_toolkit.registry import MODELS
+from sr_toolkit.resize import imresize
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_tool(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+upscale_tool = load_tool("upscale")
+
+
+def write_model(folder: Path, recipe_text: str) -> Path:
+    """A model file for a recipe, its zero-initialised layers (global-skip tails) made random."""
+    (folder / "recipe.yaml").write_text(recipe_text)
+    recipe = load_recipe(folder / "recipe.yaml")
+    torch.manual_seed(0)
+    model = MODELS.build(recipe["model"])
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if not parameter.any():
+                parameter.normal_(0, 0.05)
+    save_model(folder / "model.safetensors", model, recipe)
+    return folder / "model.safetensors"
+
+
+@pytest.fixture(scope="module")
+def x4_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model(tmp_path_factory.mktemp("x4"), "task: upscale\nscale: 4\nmodel: {type: resnet_x4, "
+                       "channels: 8, blocks: 1, upsample: bicubic, global_skip: true}\n")
+
+
+@pytest.fixture(scope="module")
+def x4(x4_file: Path) -> torch.nn.Module:
+    return sr_toolkit.load_model(x4_file)
+
+
+def photo(width: int, height: int, mode: str = "RGB") -> Image.Image:
+    return Image.fromarray(skimage.data.astronaut()).resize((width, height)).convert(mode)
+
+
+def as_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
+    """8-bit RGB pixels as a float (3, H, W) tensor in [0, 1]."""
+    return torch.from_numpy(np.asarray(image).transpose(2, 0, 1) / np.float32(255))
+
+
+def expected_pixels(model: torch.nn.Module, rgb: torch.Tensor) -> np.ndarray:
+    """The model's untiled output for (3, H, W), as 8-bit (H, W, 3): the reference for written files."""
+    with torch.no_grad():
+        return to_uint8(model(rgb[None])[0]).permute(1, 2, 0).numpy()
+
+
+def assert_same_image(path: Path, expected: np.ndarray) -> None:
+    written = np.asarray(Image.open(path)).astype(int)
+    assert written.shape == expected.shape
+    assert np.abs(written - expected).max() <= 1  # tiled vs untiled: equal up to float rounding
+    assert (written != expected).mean() < 1e-3
+
+
+def run(*args: object) -> int:
+    return upscale_tool.main([str(arg) for arg in args])
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def test_files_and_folders_keep_their_names(tmp_path: Path, x4_file: Path, x4: torch.nn.Module) -> None:
+    photo(40, 30).save(tmp_path / "single.jpg")
+    (tmp_path / "album" / "sub").mkdir(parents=True)
+    photo(24, 36).save(tmp_path / "album" / "first.png")
+    photo(33, 21).save(tmp_path / "album" / "sub" / "second.bmp")
+    out = tmp_path / "out"
+    assert run(x4_file, tmp_path / "single.jpg", tmp_path / "album", "--out", out, "--tile", "16") == 0
+    written = sorted(str(path.relative_to(out)) for path in out.rglob("*") if path.is_file())
+    assert written == ["first.png", "single.png", "sub/second.png"]
+    for source, target in [("single.jpg", "single.png"), ("album/first.png", "first.png"),
+                           ("album/sub/second.bmp", "sub/second.png")]:
+        assert_same_image(out / target, expected_pixels(x4, read_image(tmp_path / source)))
+
+
+def test_alpha_is_resized_apart_from_the_colours(tmp_path: Path, x4_file: Path, x4: torch.nn.Module) -> None:
+    image = np.asarray(photo(20, 16, "RGBA")).copy()
+    image[..., 3] = np.linspace(0, 255, 20, dtype=np.uint8)[None, :]  # a horizontal transparency ramp
+    Image.fromarray(image).save(tmp_path / "ramp.png")
+    assert run(x4_file, tmp_path / "ramp.png", "--out", tmp_path / "out") == 0
+    written = Image.open(tmp_path / "out" / "ramp.png")
+    assert written.mode == "RGBA" and written.size == (80, 64)
+    pixels = read_image(tmp_path / "ramp.png", mode="RGBA")
+    alpha = to_uint8(imresize(pixels[3:], scale=4).clamp(0, 1))[0].numpy()
+    assert np.array_equal(np.asarray(written)[..., 3], alpha)
+    assert_same_image(tmp_path / "out" / "ramp.png", np.dstack([expected_pixels(x4, pixels[:3]), alpha]))
+
+
+def test_exif_orientation_is_applied(tmp_path: Path, x4_file: Path, x4: torch.nn.Module) -> None:
+    image = photo(40, 24)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored on its side: viewers rotate it 90 degrees clockwise
+    image.save(tmp_path / "rotated.png", exif=exif)
+    assert run(x4_file, tmp_path / "rotated.png", "--out", tmp_path / "out") == 0
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "rotated.png")))
+    assert upright.shape == (40, 24, 3)
+    reference = expected_pixels(x4, as_tensor(upright))
+    assert_same_image(tmp_path / "out" / "rotated.png", reference)
+
+
+def test_16bit_inputs_and_16bit_outputs(tmp_path: Path, x4_file: Path, x4: torch.nn.Module) -> None:
+    gray = (np.asarray(photo(24, 20, "L")).astype(np.uint16) * 257 + 100).astype(np.uint16)
+    Image.fromarray(gray).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode == "I;16"
+    assert run(x4_file, tmp_path / "deep.png", "--out", tmp_path / "out8") == 0
+    assert run(x4_file, tmp_path / "deep.png", "--out", tmp_path / "out16", "--16bit") == 0
+    reference = expected_pixels(x4, read_image(tmp_path / "deep.png"))
+    assert_same_image(tmp_path / "out8" / "deep.png", reference)
+    deep = (tmp_path / "out16" / "deep.png").read_bytes()
+    assert deep[24] == 16  # the IHDR bit depth
+    with torch.no_grad():
+        full = x4(read_image(tmp_path / "deep.png")[None])[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    high_bytes = np.asarray(Image.open(tmp_path / "out16" / "deep.png")).astype(int)  # Pillow keeps 8 bits
+    assert np.abs(high_bytes - np.round(full * 65535) // 256).max() <= 1
+
+
+def test_restoration_keeps_the_size_and_pads_for_the_autoencoder(tmp_path: Path) -> None:
+    model_file = write_model(tmp_path, "task: restore\nmodel: {type: conv_autoencoder}\n")
+    photo(50, 38).save(tmp_path / "noisy.png")  # not a multiple of 16: padded inside
+    assert run(model_file, tmp_path / "noisy.png", "--out", tmp_path / "out", "--tile", "16") == 0
+    model = sr_toolkit.load_model(model_file)
+    pixels = read_image(tmp_path / "noisy.png")[None]
+    with torch.no_grad():
+        padded = model(torch.nn.functional.pad(pixels, (0, 14, 0, 10), mode="replicate"))[0, :, :38, :50]
+    assert_same_image(tmp_path / "out" / "noisy.png", to_uint8(padded).permute(1, 2, 0).numpy())
+
+
+def test_bad_inputs_fail_alone_with_one_line_each(tmp_path: Path, x4_file: Path) -> None:
+    photo(20, 16).save(tmp_path / "good1.png")
+    photo(16, 20).save(tmp_path / "good2.png")
+    (tmp_path / "garbage.png").write_bytes(b"this is not an image at all")
+    whole = (tmp_path / "good1.png").read_bytes()
+    (tmp_path / "truncated.png").write_bytes(whole[: len(whole) // 2])
+    inputs = ["good1.png", "garbage.png", "truncated.png", "missing.png", "good2.png"]
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "upscale.py"), str(x4_file),
+                             *(str(tmp_path / name) for name in inputs), "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["good1.png", "good2.png"]
+    errors = error_lines(result.stderr)
+    assert len(errors) == 3, result.stderr
+    for line, name in zip(errors, ["garbage.png", "truncated.png", "missing.png"], strict=True):
+        assert str(tmp_path / name) in line
+    assert "2 written" in result.stderr and "3 failed" in result.stderr
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb's header)."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    data = zlib.compress(b"\x00" + b"\x00" * 3)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def test_decompression_bombs_refused(tmp_path: Path, x4_file: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "bomb.png").write_bytes(png_claiming(100_000, 100_000))
+    photo(20, 16).save(tmp_path / "fine.png")
+    assert run(x4_file, tmp_path / "bomb.png", tmp_path / "fine.png", "--out", tmp_path / "out") == 1
+    (line,) = error_lines(capsys.readouterr().err)
+    assert str(tmp_path / "bomb.png") in line and "too large" in line and "10000000000 pixels" in line
+    assert (tmp_path / "out" / "fine.png").is_file()
+    # --max-pixels lowers the limit as well as raising it
+    assert run(x4_file, tmp_path / "fine.png", "--out", tmp_path / "out2", "--max-pixels", "100") == 1
+    (line,) = error_lines(capsys.readouterr().err)
+    assert str(tmp_path / "fine.png") in line and "too large: 320 pixels" in line
+
+
+def test_clashing_output_names(tmp_path: Path, x4_file: Path, capsys: pytest.CaptureFixture) -> None:
+    photo(20, 16).save(tmp_path / "same.png")
+    photo(20, 16).save(tmp_path / "same.jpg")
+    assert run(x4_file, tmp_path / "same.png", tmp_path / "same.jpg", "--out", tmp_path / "out") == 1
+    (line,) = error_lines(capsys.readouterr().err)
+    assert str(tmp_path / "same.jpg") in line and "would overwrite" in line
+    assert Image.open(tmp_path / "out" / "same.png").size == (80, 64)
+
+
+def test_an_unusable_model_file_stops_with_code_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "model.safetensors").write_bytes(b"not safetensors")
+    photo(20, 16).save(tmp_path / "fine.png")
+    assert run(tmp_path / "model.safetensors", tmp_path / "fine.png", "--out", tmp_path / "out") == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert "model.safetensors" in line and not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_asking_for_cuda_without_it_stops_with_code_2(tmp_path: Path, x4_file: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    photo(20, 16).save(tmp_path / "fine.png")
+    assert run(x4_file, tmp_path / "fine.png", "--out", tmp_path / "out", "--device", "cuda") == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert "CUDA is not available" in line
+
+
+def test_python_api_on_tensors_and_pil_images(x4: torch.nn.Module) -> None:
+    x = as_tensor(photo(28, 20))
+    with torch.no_grad():
+        reference = x4(x[None])[0].clamp(0, 1)
+    single = sr_toolkit.upscale(x4, x, tile=8)
+    assert single.shape == (3, 80, 112)
+    torch.testing.assert_close(single, reference, atol=1e-5, rtol=0)
+    batch = sr_toolkit.upscale(x4, torch.stack([x, x.flip(-1)]))
+    torch.testing.assert_close(batch[0], reference, atol=1e-5, rtol=0)
+    assert batch.shape == (2, 3, 80, 112)
+
+    rgb = photo(28, 20)
+    result = sr_toolkit.upscale(x4, rgb, tile=8)
+    assert isinstance(result, Image.Image) and result.mode == "RGB" and result.size == (112, 80)
+    assert np.abs(np.asarray(result).astype(int) - expected_pixels(x4, x)).max() <= 1
+    rgba = sr_toolkit.upscale(x4, photo(28, 20, "RGBA"))
+    assert rgba.mode == "RGBA" and rgba.size == (112, 80) and np.asarray(rgba)[..., 3].min() == 255
+
+
+def test_python_api_runs_in_eval_mode_and_restores_training_mode(x4: torch.nn.Module) -> None:
+    x = as_tensor(photo(12, 12))
+    expected = sr_toolkit.upscale(x4, x)
+    x4.train()  # dropout and batch statistics would change the result
+    try:
+        torch.testing.assert_close(sr_toolkit.upscale(x4, x), expected)
+        assert x4.training
+    finally:
+        x4.eval()
+    with pytest.raises(TypeError, match="PIL image or a float tensor"):
+        sr_toolkit.upscale(x4, torch.zeros(3, 8, 8, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="3 or 4"):
+        sr_toolkit.upscale(x4, torch.rand(2, 8, 8))
+
+
+def test_import_sr_toolkit_stays_light() -> None:
+    code = "import sys, sr_toolkit; assert 'torch' not in sys.modules, 'import sr_toolkit imported torch'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert sr_toolkit.upscale.__module__ == "sr_toolkit.inference"
+    assert sr_toolkit.load_model.__module__ == "sr_toolkit.model_file"
+    with pytest.raises(AttributeError, match="no attribute 'upscal'"):
+        sr_toolkit.upscal  # noqa: B018
+
+
+def test_half_precision_stays_close(tmp_path: Path, x4_file: Path, x4: torch.nn.Module) -> None:
+    photo(24, 20).save(tmp_path / "small.png")
+    assert run(x4_file, tmp_path / "small.png", "--out", tmp_path / "out", "--half", "--tile", "8") == 0
+    written = np.asarray(Image.open(tmp_path / "out" / "small.png")).astype(int)
+    difference = np.abs(written - expected_pixels(x4, read_image(tmp_path / "small.png")))
+    assert difference.max() <= 8 and difference.mean() < 1  # bfloat16 on the CPU: about 3 significant digits
+
+
+def test_tiling_an_align_corners_model_warns(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model_file = write_model(tmp_path, "scale: 4\nmodel: {type: resnet_x4, channels: 8, blocks: 1}\n")
+    photo(20, 16).save(tmp_path / "small.png")
+    assert run(model_file, tmp_path / "small.png", "--out", tmp_path / "whole") == 0
+    assert "warning:" not in capsys.readouterr().err
+    assert run(model_file, tmp_path / "small.png", "--out", tmp_path / "tiled", "--tile", "8") == 0
+    assert "warning: this model upsamples with align_corners=True" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("channels, dtype", [(1, np.uint16), (1, np.uint8), (2, np.uint8), (3, np.uint8),
+                                             (4, np.uint8)])
+def test_write_png_round_trips_through_pillow(tmp_path: Path, channels: int, dtype: type) -> None:
+    top = np.iinfo(dtype).max
+    pixels = np.random.default_rng(0).integers(0, top + 1, (37, 29, channels)).astype(dtype)
+    pixels[:5] = top // 3  # flat rows as well as noise
+    save_pixels(pixels, tmp_path / "out.png")
+    decoded = np.asarray(Image.open(tmp_path / "out.png"))
+    assert np.array_equal(decoded.reshape(pixels.shape), pixels)

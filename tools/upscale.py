@@ -1,0 +1,161 @@
+"""Upscale or restore images with a trained model: ``python tools/upscale.py MODEL INPUT... --out DIR``.
+
+INPUT is any mix of image files and folders (searched recursively). The task and scale come from the
+model file. Outputs keep their names (and, under a folder input, their sub-folders), as PNG unless
+``--ext`` says otherwise. An unreadable input gets one error line and the others still complete; the
+exit code is 1 when any input failed, 2 when the model (or the command line) is unusable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from PIL import Image
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sr_toolkit.errors import DataError, SrToolkitError
+from sr_toolkit.imageio import IMAGE_EXTENSIONS, list_images, read_image
+from sr_toolkit.inference import load_model, model_scale, prepare, save_pixels, upscale_batch
+from sr_toolkit.tiling import tile_count, tiles_exactly
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("model", type=Path, help="a model.safetensors written by tools/train.py")
+    parser.add_argument("inputs", nargs="+", type=Path, help="image files and/or folders")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the results")
+    parser.add_argument("--tile", type=int, default=None,
+                        help="run the model on tiles of this many input pixels a side: memory then grows "
+                             "with the tile, not the image (default: whole images)")
+    parser.add_argument("--tile-overlap", type=int, default=None, metavar="N",
+                        help="context pixels read around each tile (default: the model's receptive field, "
+                             "which makes tiled and untiled results equal)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--half", action="store_true",
+                        help="half precision: float16 on GPUs, bfloat16 on CPUs (fast only on CPUs with "
+                             "AMX or AVX-512 BF16)")
+    parser.add_argument("--ext", default="png", choices=sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS),
+                        help="output format (default: png)")
+    parser.add_argument("--16bit", dest="sixteen_bit", action="store_true",
+                        help="write 16-bit PNG (the network's full precision) instead of 8-bit")
+    parser.add_argument("--max-pixels", type=int, default=None,
+                        help="refuse larger inputs (default: Pillow's decompression-bomb limit, "
+                             f"{Image.MAX_IMAGE_PIXELS} pixels); raise it for large trusted files")
+    args = parser.parse_args(argv)
+    if args.sixteen_bit and args.ext != "png":
+        parser.error("--16bit writes PNG only: leave out --ext or use --ext png")
+    for name, least in (("tile", 1), ("tile_overlap", 0), ("max_pixels", 1)):
+        value = getattr(args, name)
+        if value is not None and value < least:
+            parser.error(f"--{name.replace('_', '-')}: expected a number of pixels >= {least}, got {value}")
+    return args
+
+
+def jobs(inputs: list[Path], out: Path, ext: str) -> Iterator[tuple[Path, Path | None, str | None]]:
+    """(input, output, None) per image to process, or (input, None, why) for an input that cannot be."""
+    claimed: dict[Path, Path] = {}
+    for source in inputs:
+        try:
+            pairs = [(path, path.relative_to(source)) for path in list_images(source)] if source.is_dir() \
+                else [(source, Path(source.name))]
+        except DataError as exc:
+            yield source, None, str(exc)
+            continue
+        if not pairs:
+            yield source, None, f"{source}: no images in this folder"
+        for path, name in pairs:
+            target = out / name.with_suffix(f".{ext}")
+            if target in claimed:
+                yield path, None, f"{path}: its output {target} would overwrite that of {claimed[target]}"
+                continue
+            claimed[target] = path
+            yield path, target, None
+
+
+def process(model: torch.nn.Module, source: Path, target: Path, args: argparse.Namespace,
+            progress: Progress) -> None:
+    """Read, upscale and write one image; raises on failure."""
+    image = read_image(source, mode="RGBA", max_pixels=args.max_pixels)
+    if bool((image[3] == 1).all()):
+        image = image[:3].clone()  # opaque: write RGB, and free the alpha plane
+    scale = model_scale(model)
+    channels, height, width = image.shape
+    # (H, W, C) integer pixels, written through a (C, H, W) view: the file is encoded from it as it is
+    pixels = torch.empty((1, height * scale, width * scale, channels),
+                         dtype=torch.uint16 if args.sixteen_bit else torch.uint8)
+    count = tile_count(model, height, width, args.tile)
+    tiles = progress.add_task(f"  tiles of {source.name}", total=count, visible=count > 1)
+    try:
+        upscale_batch(model, image[None], scale=scale, tile=args.tile, overlap=args.tile_overlap,
+                      out=pixels.permute(0, 3, 1, 2), on_tile=lambda: progress.advance(tiles))
+    finally:
+        progress.remove_task(tiles)
+    del image
+    save_pixels(pixels[0].numpy(), target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console(stderr=True)
+
+    def say(line: str) -> None:
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+    if args.max_pixels is not None:
+        Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, args.max_pixels)
+    try:
+        device = torch.device(args.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise SrToolkitError(f"--device {args.device}: CUDA is not available on this machine")
+        model = prepare(load_model(args.model), device, args.half)
+    except (SrToolkitError, RuntimeError) as exc:
+        say(f"error: {exc}")
+        return 2
+    info = model.sr_info
+    task = f"upscale x{info['scale']}" if info["task"] == "upscale" else info["task"]
+    precision = " in half precision" if args.half else ""
+    say(f"{args.model}: {info['model']['type']}, {task}, on {device}{precision}")
+    if args.tile is not None and not tiles_exactly(model):
+        say("warning: this model upsamples with align_corners=True, whose sampling grid depends on the "
+            "input size: tiles will not match the whole-image result (visible seams); leave out --tile "
+            "to avoid them")
+    work = list(jobs(args.inputs, args.out, args.ext))
+    failed = 0
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        images = progress.add_task("images", total=sum(target is not None for _, target, _ in work))
+        for source, target, problem in work:
+            try:
+                if target is None:
+                    raise DataError(problem)
+                try:
+                    process(model, source, target, args, progress)
+                finally:
+                    progress.advance(images)
+            except (SrToolkitError, ValueError, OSError, torch.cuda.OutOfMemoryError) as exc:
+                failed += 1
+                say(f"error: {describe_failure(source, exc)}")
+    say(f"{len(work) - failed} written to {args.out}" + (f", {failed} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def describe_failure(source: Path, exc: Exception) -> str:
+    """One line naming the input and what went wrong with it."""
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        message = "out of memory: try a smaller --tile"
+    elif "too large" in message:
+        message += " (--max-pixels raises the limit)"
+    return message if str(source) in message else f"{source}: {message}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
