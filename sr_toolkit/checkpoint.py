@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from sr_toolkit.atomic import atomic_path
 from sr_toolkit.errors import SrToolkitError
 
 METADATA_KEY = "sr_toolkit"
@@ -31,18 +31,11 @@ class CheckpointError(SrToolkitError):
 def atomic_save(tensors: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, Any]) -> None:
     """Write a safetensors file through a temporary file and a rename, so a kill at any moment
     leaves either the previous file or the new one, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {key: value.detach().contiguous().cpu() for key, value in tensors.items()}
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, temp_name, metadata={METADATA_KEY: json.dumps(metadata)})
-        with open(temp_name, "rb") as handle:
+    with atomic_path(path) as temporary:
+        save_file(tensors, str(temporary), metadata={METADATA_KEY: json.dumps(metadata)})
+        with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

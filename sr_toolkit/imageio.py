@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from sr_toolkit.atomic import atomic_path
 from sr_toolkit.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -161,12 +161,5 @@ def save_image(x: torch.Tensor, path: str | os.PathLike[str], *, quality: int = 
         raise ValueError(f"{path}: JPEG cannot store an alpha channel; save as .png")
     values = to_uint8(x).permute(1, 2, 0).cpu().numpy()
     image = Image.fromarray(values[..., 0] if values.shape[2] == 1 else values)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            image.save(file, format=image_format, quality=quality)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        image.save(temporary, format=image_format, quality=quality)

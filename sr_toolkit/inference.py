@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor, nn
 
+from sr_toolkit.atomic import atomic_path
 from sr_toolkit.model_file import load_model
 from sr_toolkit.resize import imresize
 from sr_toolkit.tiling import cast_pixels, forward_tiled
@@ -132,19 +132,12 @@ def save_pixels(pixels: np.ndarray, path: str | os.PathLike[str], *, quality: in
         raise ValueError(f"{path}: {pixels.dtype} pixels can only be written as PNG")
     if image_format == "JPEG" and pixels.shape[2] in (2, 4):
         raise ValueError(f"{path}: JPEG cannot store an alpha channel; write PNG")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            if image_format == "PNG":
-                write_png(pixels, file)
-            else:
-                Image.fromarray(pixels.squeeze(2) if pixels.shape[2] == 1 else pixels).save(
-                    file, format=image_format, quality=quality)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        if image_format == "PNG":
+            write_png(pixels, file)
+        else:
+            Image.fromarray(pixels.squeeze(2) if pixels.shape[2] == 1 else pixels).save(
+                file, format=image_format, quality=quality)
 
 
 PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> gray, gray + alpha, RGB, RGBA

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+
+from sr_toolkit.atomic import atomic_path
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -29,11 +29,8 @@ def plot_curves(records: Sequence[dict[str, Any]], path: Path) -> None:
         psnr_axis.legend()
     psnr_axis.set(xlabel="step", ylabel="validation PSNR (dB)")
     figure.tight_layout()
-    fd, temp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        figure.savefig(temp, dpi=90)
-        os.replace(temp, path)
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=90, format="png")
     finally:
         plt.close(figure)
-        Path(temp).unlink(missing_ok=True)
