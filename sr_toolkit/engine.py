@@ -259,7 +259,10 @@ class Trainer:
                     record.update({f"loss/{k}": v.item() for k, v in parts.items()})
                     self._log(record)
                     bar.update(task, loss=record["loss"])
-                bar.update(task, completed=step)
+                    if budget:  # the time budget ends the run first: show its steps and ETA, not max_steps
+                        expected = round(step * budget / max(self.state.elapsed, 1e-9))
+                        bar.update(task, total=min(cfg["max_steps"], max(expected, step)))
+                bar.advance(task)
                 if step % cfg["checkpoint_every"] == 0:
                     self._check_finite(nonfinite, step)
                     self._save_checkpoint(self.folder.checkpoint_path(step))
@@ -268,6 +271,9 @@ class Trainer:
                     tick = time.perf_counter()
                     self._validate_and_log()
                     last_val_seconds = time.perf_counter() - tick
+            if budget:  # mark the bar finished where the budget ended it
+                bar.update(task, total=self.state.step)
+                bar.advance(task, 0)
         self._check_finite(nonfinite, self.state.step)
         if stop.requested and self.main:
             log.warning("received %s at step %d: saving and stopping", stop.requested, self.state.step)
@@ -439,7 +445,7 @@ class StepsPerSecond(ProgressColumn):
     """Training speed for the progress bar."""
 
     def render(self, task: Task) -> Text:
-        return Text(f"{task.speed or 0:.2f} steps/s")
+        return Text(f"{task.finished_speed or task.speed or 0:.2f} steps/s")
 
 
 class StopSignal:
