@@ -23,16 +23,7 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import parse_flag_from_env, set_seed
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Sampler
 
@@ -237,7 +228,9 @@ class Trainer:
         last_val_seconds = 0.0
         self.model.train()
         with stop, self._progress() as bar:
-            task = bar.add_task("training", total=cfg["max_steps"], completed=self.state.step, loss=math.nan)
+            task = bar.add_task("training", total=cfg["max_steps"], completed=self.state.step, loss=math.nan,
+                                rate=0.0)
+            first_step, loop_start = self.state.step, time.perf_counter()
             while self.state.step < cfg["max_steps"]:
                 elapsed = time.perf_counter() - started
                 if stop.requested or (budget and elapsed + last_val_seconds >= budget):
@@ -258,7 +251,8 @@ class Trainer:
                               "time": round(self.state.elapsed, 3)}
                     record.update({f"loss/{k}": v.item() for k, v in parts.items()})
                     self._log(record)
-                    bar.update(task, loss=record["loss"])
+                    rate = (step - first_step) / (time.perf_counter() - loop_start)
+                    bar.update(task, loss=record["loss"], rate=rate)
                     if budget:  # the time budget ends the run first: show its steps and ETA, not max_steps
                         expected = round(step * budget / max(self.state.elapsed, 1e-9))
                         bar.update(task, total=min(cfg["max_steps"], max(expected, step)))
@@ -273,7 +267,6 @@ class Trainer:
                     last_val_seconds = time.perf_counter() - tick
             if budget:  # mark the bar finished where the budget ended it
                 bar.update(task, total=self.state.step)
-                bar.advance(task, 0)
         self._check_finite(nonfinite, self.state.step)
         if stop.requested and self.main:
             log.warning("received %s at step %d: saving and stopping", stop.requested, self.state.step)
@@ -395,7 +388,7 @@ class Trainer:
     def _progress(self) -> contextlib.AbstractContextManager[Progress]:
         return Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            StepsPerSecond(), TextColumn("loss {task.fields[loss]:.4g}"),
+            TextColumn("{task.fields[rate]:.2f} steps/s"), TextColumn("loss {task.fields[loss]:.4g}"),
             TimeRemainingColumn(), console=self.console, disable=not self.main, refresh_per_second=2,
         )
 
@@ -439,13 +432,6 @@ class Trainer:
         if self.main:
             self.folder.truncate_after(self.state.step)
             log.info("resumed from %s at step %d", path, self.state.step)
-
-
-class StepsPerSecond(ProgressColumn):
-    """Training speed for the progress bar."""
-
-    def render(self, task: Task) -> Text:
-        return Text(f"{task.finished_speed or task.speed or 0:.2f} steps/s")
 
 
 class StopSignal:
