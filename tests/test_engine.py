@@ -224,3 +224,11 @@ def test_ema_weights_are_the_deployed_ones(tiny: Path, tmp_path: Path) -> None:
     assert any(not torch.equal(deployed[k], raw[k]) for k in deployed if deployed[k].is_floating_point())
     tensors, _ = checkpoint.read(tmp_path / "run" / "checkpoints" / "step_0000004.safetensors")
     assert any(key.startswith("ema.") for key in tensors)
+
+
+def test_the_saved_recipe_resumes_the_run(tiny: Path, tmp_path: Path) -> None:
+    train(tiny, "train.max_steps=2", "model.channels=4")  # an override the resume must keep
+    saved = tmp_path / "run" / "recipe.yaml"
+    assert load_recipe(saved)["model"]["channels"] == 4
+    resumed = train(saved, "train.max_steps=4", resume=True)
+    assert resumed.state.step == 4 and resumed.recipe["model"]["channels"] == 4
