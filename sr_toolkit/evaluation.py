@@ -240,16 +240,6 @@ def run_model(model: torch.nn.Module, x: Tensor, scale: int, tile: int | None = 
 # --- metrics --------------------------------------------------------------------------------
 
 
-def mse(output: Tensor, target: Tensor, *, y_channel: bool = False, crop_border: int = 0) -> Tensor:
-    """Mean squared error on [0, 1] values per image, prepared as :func:`sr_toolkit.metrics.psnr`
-    prepares them (8-bit, optional luma, border crop), so that PSNR = -10 log10(MSE)."""
-    prepared = []
-    for x in (output, target):
-        x = metrics.quantize(x.double())
-        prepared.append(metrics.shave(metrics.rgb_to_y(x) if y_channel else x, crop_border))
-    return (prepared[0] - prepared[1]).pow(2).flatten(1).mean(dim=1)
-
-
 def build_metrics(settings: Settings, crop: int, device: torch.device, notes: list[str]) -> list[Metric]:
     """The requested metrics; LPIPS is left out, with a note, when its weights are unavailable."""
     unknown = [name for name in settings.metrics if name not in METRIC_NAMES]
@@ -270,7 +260,7 @@ def build_metrics(settings: Settings, crop: int, device: torch.device, notes: li
         "psnr": Metric("psnr", f"PSNR{luma} (dB)", True, per_image(metrics.psnr)),
         "ssim": Metric("ssim", f"SSIM{luma}", True, per_image(metrics.ssim)),
         "ms_ssim": Metric("ms_ssim", f"MS-SSIM{luma}", True, ms_ssim),
-        "mse": Metric("mse", f"MSE{luma} [0,1]", False, per_image(mse)),
+        "mse": Metric("mse", f"MSE{luma} [0,1]", False, per_image(metrics.mse)),
     }
     built = []
     for name in dict.fromkeys(settings.metrics):

@@ -108,6 +108,19 @@ def _prepare(
     return images[0], images[1]
 
 
+def mse(
+    output: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    y_channel: bool = False,
+    crop_border: int = 0,
+    quantize_inputs: bool = True,
+) -> torch.Tensor:
+    """Mean squared error per image on [0, 1] values, prepared as for :func:`psnr`."""
+    x, y = _prepare(output, target, y_channel, crop_border, quantize_inputs)
+    return (x - y).pow(2).flatten(1).mean(dim=1)
+
+
 def psnr(
     output: torch.Tensor,
     target: torch.Tensor,
@@ -120,9 +133,8 @@ def psnr(
 
     Identical images score ``inf``.
     """
-    x, y = _prepare(output, target, y_channel, crop_border, quantize_inputs)
-    mse = (x - y).pow(2).flatten(1).mean(dim=1)
-    return 10 * torch.log10(1 / mse)
+    error = mse(output, target, y_channel=y_channel, crop_border=crop_border, quantize_inputs=quantize_inputs)
+    return 10 * torch.log10(1 / error)
 
 
 def _gaussian_window(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
