@@ -15,7 +15,6 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +24,9 @@ from accelerate.utils import parse_flag_from_env, set_seed
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader, Sampler
 
 from sr_toolkit import checkpoint
+from sr_toolkit.batches import DrawSampler, training_batches
 from sr_toolkit.degrade import build_pipeline
 from sr_toolkit.errors import SrToolkitError, TrainingDiverged
 from sr_toolkit.losses import WeightedLoss
@@ -46,8 +45,12 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch
 
 
 def build_optimizer(cfg: dict[str, Any], model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The optimizer an ``optimizer:`` (or ``gan.optimizer:``) section describes."""
-    kwargs: dict[str, Any] = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"]}
+    """The optimizer an ``optimizer:`` (or ``gan.optimizer:``) section describes.
+
+    ``fused`` picks torch's fused implementation (the same update, computed for all parameters in one
+    kernel instead of several small operations per tensor; about 3 % of an EDSR step on a CPU).
+    """
+    kwargs: dict[str, Any] = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"], "fused": cfg["fused"]}
     if cfg["type"] == "sgd":
         kwargs["momentum"] = cfg["momentum"]
     else:
@@ -79,20 +82,6 @@ def use_cpu() -> bool:
     launched on a machine without CUDA (they then train together over gloo, not each alone)."""
     several = int(os.environ.get("WORLD_SIZE", "1")) > 1
     return parse_flag_from_env("ACCELERATE_USE_CPU") or (several and not torch.cuda.is_available())
-
-
-class DrawSampler(Sampler[int]):
-    """Endless draw numbers for one process: micro-batch ``m`` of rank ``r`` gets the draws
-    ``(m * world + r) * batch_size + [0, batch_size)``. A dataset item is a pure function of its
-    draw number, so starting at micro-batch ``start`` resumes the exact data stream."""
-
-    def __init__(self, batch_size: int, start: int = 0, rank: int = 0, world: int = 1) -> None:
-        self.batch_size, self.start, self.rank, self.world = batch_size, start, rank, world
-
-    def __iter__(self) -> Iterator[int]:
-        for micro_batch in count(self.start):
-            first = (micro_batch * self.world + self.rank) * self.batch_size
-            yield from range(first, first + self.batch_size)
 
 
 @dataclass
@@ -196,18 +185,12 @@ class Trainer:
         """Batches one optimizer step takes: ``grad_accum``, or ``gan.d_steps`` for a GAN."""
         return self.recipe["gan"]["d_steps"] if self.gan else self.train_cfg["grad_accum"]
 
-    def _loader(self) -> DataLoader:
+    def _batches(self) -> Iterator[dict[str, Any]]:
         cfg = self.recipe["data"]
         start = self.state.step * self.micro_batches
         sampler = DrawSampler(cfg["batch_size"], start, self.accelerator.process_index,
                               self.accelerator.num_processes)
-        workers = cfg["num_workers"]
-        return DataLoader(
-            self.train_set, batch_size=cfg["batch_size"], sampler=sampler, num_workers=workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
-            prefetch_factor=4 if workers > 0 else None,
-            generator=torch.Generator(),  # keeps the global RNG (dropout) untouched by the loader
-        )
+        return training_batches(self.train_set, sampler, cfg["num_workers"], self.device)
 
     # ---------------------------------------------------------------------------- the loop
     def fit(self) -> ValidationResult | None:
@@ -218,7 +201,7 @@ class Trainer:
             log.info("precision: %s%s (%s)", self.precision.mixed_precision,
                      " + channels_last" if self.precision.channels_last else "", self.precision.reason)
         stop = StopSignal()
-        batches = iter(self._loader())
+        batches = self._batches()
         # base rates from the recipe: param_groups hold the last scaled rate after a resume
         schedules = [(self.optimizer, self.recipe["optimizer"]["lr"])]
         if self.gan is not None:

@@ -54,6 +54,7 @@ OPTIMIZER = Section(
         "weight_decay": Field(float, 0.0),
         "betas": Field(tuple[float, float], [0.9, 0.999]),
         "momentum": Field(float, 0.9),  # sgd only
+        "fused": Field(bool, True),  # torch's fused kernel: one pass over all parameters per step
     }
 )
 

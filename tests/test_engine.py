@@ -166,7 +166,7 @@ from sr_toolkit.engine import Trainer
 from sr_toolkit.recipe import load_recipe
 
 trainer = Trainer(load_recipe(sys.argv[1], sys.argv[3:]))
-first = next(iter(trainer._loader()))["target"]
+first = next(trainer._batches())["target"]
 trainer.fit()
 # parameters, not BN running stats: DDP broadcasts rank 0's buffers before each forward, so each
 # rank's buffers hold its own last batch's statistics until the next step

@@ -65,6 +65,10 @@ class FileDataset(PatchDataset):
     def name(self, image_index: int) -> str:
         return self._sources[image_index][0]
 
+    @property
+    def in_memory(self) -> bool:
+        return all(self._cached)
+
     def images(self, image_index: int) -> dict[str, torch.Tensor]:
         cached = self._cached[image_index]
         if cached:

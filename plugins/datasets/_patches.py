@@ -6,6 +6,9 @@ For ``split="train"`` an index is a draw number (0, 1, 2, ... without end): draw
 resumes bit-exactly with any number of data-loader workers. For ``split="val"`` index ``i`` is the
 i-th image, cropped in the centre (or whole when ``patch_size`` is None).
 
+Datasets whose decoded images are in memory can :meth:`~PatchDataset.hold_on` the training device
+and cut whole batches there (:meth:`~PatchDataset.batch`) with the same values as their items.
+
 Images are held as uint8 tensors (3, H, W) and cut to multiples of ``scale`` (from the top-left
 corner) before cropping; crops sit on the ``scale`` grid so a low-resolution input, when there is
 one, is cut at exactly the corresponding place.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from typing import Literal, Optional
 
 import torch
@@ -23,6 +27,9 @@ from torch.utils.data import Dataset
 logger = logging.getLogger("sr_toolkit")
 
 Split = Literal["train", "val"]
+
+GPU_SHARE = 0.25
+"""The largest share of a GPU's memory that :meth:`PatchDataset.hold_on` gives the decoded images."""
 
 
 def seeded_generator(seed: int, purpose: str, number: int) -> torch.Generator:
@@ -55,6 +62,7 @@ class PatchDataset(Dataset):
         self.seed = seed
         self.scale = scale
         self._permutation_cache: tuple[int, torch.Tensor] | None = None
+        self._held: list[dict[str, torch.Tensor]] = []
 
     def name(self, image_index: int) -> str:
         """The name of image ``image_index`` (a file's relative path without suffix, say)."""
@@ -75,18 +83,56 @@ class PatchDataset(Dataset):
         what = f"patch_size {need}" if self.patch_size else f"scale {need}"
         return f"too small ({width}x{height}) for {what}"
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether :meth:`images` returns decoded images kept in memory (not read from disk)."""
+        return False
+
+    def hold_on(self, device: torch.device) -> bool:
+        """Keep every image on ``device`` so :meth:`batch` cuts training batches there; False (and
+        nothing held) when the images are not in memory or, on a GPU, would take over
+        :data:`GPU_SHARE` of its memory."""
+        if not self.in_memory or self.split != "train":
+            return False
+        held = [self._modcropped(self.images(index)) for index in range(len(self))]
+        if device.type == "cuda":
+            size = sum(image.numel() for images in held for image in images.values())
+            if size > GPU_SHARE * torch.cuda.get_device_properties(device).total_memory:
+                logger.info("data: the decoded images (%.1f GiB) are too large to hold on %s", size / 2**30, device)
+                return False
+        self._held = [{role: image.to(device) for role, image in images.items()} for images in held]
+        return True
+
+    def batch(self, draws: Sequence[int]) -> dict[str, torch.Tensor]:
+        """The training batch of these draw numbers, cut from the images :meth:`hold_on` placed: the
+        same values as stacking ``self[draw]`` for each draw (without names), on the held device."""
+        patches: dict[str, list[torch.Tensor]] = {}
+        for draw in draws:
+            image_index, generator = self._draw(int(draw))
+            for role, patch in self._cut(self._held[image_index], generator).items():
+                patches.setdefault(role, []).append(patch)
+        return {role: torch.stack(stack).float().div(255) for role, stack in patches.items()}
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         image_index, generator = self._draw(int(index))
-        images = self.images(image_index)
-        images["target"] = modcrop(images["target"], self.scale)
+        patches = self._cut(self._modcropped(self.images(image_index)), generator)
+        item: dict[str, torch.Tensor | str] = {"name": self.name(image_index)}
+        item.update({role: patch.float().div(255).contiguous() for role, patch in patches.items()})
+        return item
+
+    def _modcropped(self, images: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {**images, "target": modcrop(images["target"], self.scale)}
+
+    def _cut(self, images: dict[str, torch.Tensor], generator: torch.Generator | None) -> dict[str, torch.Tensor]:
+        """The uint8 crops of one image's roles at the drawn window, flipped as drawn."""
         top, left, height, width = self._window(images["target"].shape[-2:], generator)
         flips = self._flips(generator)
-        item: dict[str, torch.Tensor | str] = {"name": self.name(image_index)}
-        for key, image in images.items():
-            unit = self.scale if key == "target" else 1
+        patches = {}
+        for role, image in images.items():
+            unit = self.scale if role == "target" else 1
             patch = image[:, top * unit : (top + height) * unit, left * unit : (left + width) * unit]
-            item[key] = _flip(patch, flips).float().div(255).contiguous()
-        return item
+            patches[role] = _flip(patch, flips)
+        return patches
 
     def _draw(self, index: int) -> tuple[int, torch.Generator | None]:
         count = len(self)

@@ -8,7 +8,7 @@ from typing import Optional
 
 from sr_toolkit.errors import DataError
 from sr_toolkit.registry import DATASETS
-from sr_toolkit_plugins.datasets._files import FileDataset
+from sr_toolkit_plugins.datasets._files import FileDataset, Source
 from sr_toolkit_plugins.datasets._patches import Split
 
 TRAIN_PHOTOS = (
@@ -51,13 +51,18 @@ class Builtin(FileDataset):
         scale: int = 1,
         cache: bool = True,
     ) -> None:
-        folder = photo_folder()
-        files = [folder / name for name in (TRAIN_PHOTOS if split == "train" else VAL_PHOTOS)]
-        missing = [path.name for path in files if not path.is_file()]
-        if missing:
-            raise DataError(
-                f"{folder}: this scikit-image install lacks {', '.join(missing)}; "
-                "reinstall scikit-image (pip install --force-reinstall scikit-image)"
-            )
-        sources = [(path.stem, {"target": path}) for path in files]
-        super().__init__(sources, f"builtin {split} photos", split, patch_size, augment, seed, scale, cache)
+        super().__init__(builtin_sources(split), f"builtin {split} photos", split, patch_size, augment, seed,
+                         scale, cache)
+
+
+def builtin_sources(split: Split) -> list[Source]:
+    """The built-in photos of ``split`` as dataset sources (name = file stem)."""
+    folder = photo_folder()
+    files = [folder / name for name in (TRAIN_PHOTOS if split == "train" else VAL_PHOTOS)]
+    missing = [path.name for path in files if not path.is_file()]
+    if missing:
+        raise DataError(
+            f"{folder}: this scikit-image install lacks {', '.join(missing)}; "
+            "reinstall scikit-image (pip install --force-reinstall scikit-image)"
+        )
+    return [(path.stem, {"target": path}) for path in files]

@@ -89,5 +89,9 @@ class Cifar10(PatchDataset):
     def name(self, image_index: int) -> str:
         return f"{self.split}_{image_index:05d}"
 
+    @property
+    def in_memory(self) -> bool:
+        return True
+
     def images(self, image_index: int) -> dict[str, torch.Tensor]:
         return {"target": self._images[image_index]}

@@ -8,20 +8,23 @@ from typing import Optional
 from sr_toolkit.imageio import list_images
 from sr_toolkit.registry import DATASETS
 from sr_toolkit_plugins.datasets._files import FileDataset, relative_name
-from sr_toolkit_plugins.datasets._patches import Split
+from sr_toolkit_plugins.datasets._patches import Split, logger
+from sr_toolkit_plugins.datasets.builtin import builtin_sources
 
 
 @DATASETS.register("image_folder")
 class ImageFolder(FileDataset):
     """Clean images from a folder (recursive; png, jpg, bmp, tif, webp): random or centre crops.
 
-    Each item is ``{"target": (3, H, W) float in [0, 1], "name": path relative to root, no suffix}``.
+    Without a ``root``, the built-in photos of ``split`` (see ``builtin``), so a recipe can ship
+    with working defaults and take ``data.train.root=DIR`` for the user's own images. Each item
+    is ``{"target": (3, H, W) float in [0, 1], "name": path relative to root, no suffix}``.
     Unusable files are skipped with one warning each; see :mod:`sr_toolkit_plugins.datasets._files`.
     """
 
     def __init__(
         self,
-        root: str,
+        root: Optional[str] = None,
         split: Split = "train",
         patch_size: Optional[int] = None,
         augment: bool = True,
@@ -29,6 +32,11 @@ class ImageFolder(FileDataset):
         scale: int = 1,
         cache: bool = True,
     ) -> None:
-        folder = Path(root).expanduser()
-        sources = [(relative_name(path, folder), {"target": path}) for path in list_images(folder)]
-        super().__init__(sources, str(folder), split, patch_size, augment, seed, scale, cache)
+        if root is None:
+            logger.info("image_folder: no root given, using the built-in %s photos", split)
+            sources, where = builtin_sources(split), f"builtin {split} photos"
+        else:
+            folder = Path(root).expanduser()
+            sources = [(relative_name(path, folder), {"target": path}) for path in list_images(folder)]
+            where = str(folder)
+        super().__init__(sources, where, split, patch_size, augment, seed, scale, cache)
