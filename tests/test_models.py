@@ -87,6 +87,9 @@ def test_first_party_models_are_registered() -> None:
         ({"type": "edsr", "scale": 3}, edsr_parameters(3)),
         ({"type": "edsr", "scale": 4}, edsr_parameters(4)),
         ({"type": "edsr", "blocks": 3, "channels": 16}, edsr_parameters(4, blocks=3, c=16)),
+        # direct upsampler: one conv to 3 * 4 * 4 channels replaces the two x2 stages and the tail
+        ({"type": "edsr", "channels": 32, "upsampler": "direct"},
+         conv(3, 32, 3) + 16 * 2 * conv(32, 32, 3) + conv(32, 32, 3) + conv(32, 48, 3)),
     ],
 )
 def test_parameter_count(spec: dict, expected: int) -> None:
@@ -140,6 +143,7 @@ def test_conv_autoencoder_rejects_size_not_multiple_of_16() -> None:
         ({"type": "resnet_x4", "global_skip": True, "upsample": "bicubic", "scale": 3}, "bicubic", False),
         ({"type": "edsr"}, "bicubic", False),
         ({"type": "edsr", "scale": 3}, "bicubic", False),
+        ({"type": "edsr", "upsampler": "direct"}, "bicubic", False),
     ],
 )
 def test_global_skip_returns_interpolation_at_init(spec: dict, mode: str, align_corners: bool) -> None:
@@ -149,7 +153,8 @@ def test_global_skip_returns_interpolation_at_init(spec: dict, mode: str, align_
     output = model(image)
     torch.testing.assert_close(output, expected, atol=1e-6, rtol=0)
     output.mean().backward()
-    assert model.tail.weight.grad.abs().sum() > 0  # the zeroed tail still learns
+    last = [module for module in model.modules() if isinstance(module, torch.nn.Conv2d)][-1]
+    assert not last.weight.any() and last.weight.grad.abs().sum() > 0  # the zeroed last conv still learns
 
 
 @pytest.mark.parametrize("spec", [{"type": "resnet_x4"}, {"type": "edsr", "global_skip": False}])
@@ -187,6 +192,7 @@ def receptive_reach(model: torch.nn.Module, size: int) -> float:
         {"type": "resnet_x4", "upsample": "bicubic", "global_skip": True, "scale": 3},
         {"type": "srresnet", "blocks": 4, "scale": 3},
         {"type": "edsr"},
+        {"type": "edsr", "upsampler": "direct", "scale": 3},
     ],
 )
 def test_halo_bounds_the_measured_receptive_field(spec: dict) -> None:
@@ -208,6 +214,7 @@ def test_halo_bounds_the_measured_receptive_field(spec: dict) -> None:
         ({"type": "resnet_x4", "upsample": "lanczos"}, "upsample"),
         ({"type": "resnet_x4", "dropout": 1.0}, "dropout"),
         ({"type": "edsr", "channels": 0}, "channels"),
+        ({"type": "edsr", "upsampler": "bilinear"}, "upsampler"),
         ({"type": "srresnet", "blocks": -1}, "blocks"),
         ({"type": "conv_autoencoder", "bottleneck": 0}, "bottleneck"),
         ({"type": "conv_autoencoder", "widths": [32]}, "widths"),
