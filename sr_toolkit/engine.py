@@ -48,7 +48,7 @@ def build_optimizer(cfg: dict[str, Any], model: torch.nn.Module) -> torch.optim.
     """The optimizer an ``optimizer:`` (or ``gan.optimizer:``) section describes.
 
     ``fused`` picks torch's fused implementation (the same update, computed for all parameters in one
-    kernel instead of several small operations per tensor; about 3 % of an EDSR step on a CPU).
+    kernel instead of several small operations per tensor: a few percent of a small network's step).
     """
     kwargs: dict[str, Any] = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"], "fused": cfg["fused"]}
     if cfg["type"] == "sgd":

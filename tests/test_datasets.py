@@ -75,9 +75,9 @@ def test_image_folder_lists_recursively(photo_folder: Path) -> None:
 
 
 @pytest.mark.parametrize("augment", [False, True])
-def test_train_items_are_grid_crops_of_the_images(photo_folder: Path, augment: bool) -> None:
+def test_train_items_are_crops_of_the_images_at_any_pixel(photo_folder: Path, augment: bool) -> None:
     dataset = folder_dataset(photo_folder, augment=augment)
-    windows = {}
+    windows, on_scale_grid = {}, {}
     for index in range(24):
         item = dataset[index]
         assert set(item) == {"target", "name"}
@@ -86,8 +86,11 @@ def test_train_items_are_grid_crops_of_the_images(photo_folder: Path, augment: b
         assert 0 <= target.min() and target.max() <= 1
         name = item["name"]
         if name not in windows:
-            windows[name] = grid_windows(read_image(file_of(photo_folder, name)), 32, step=4)
+            image = read_image(file_of(photo_folder, name))
+            windows[name], on_scale_grid[name] = grid_windows(image, 32, step=1), grid_windows(image, 32, step=4)
         assert is_window(target, windows[name], flipped=augment), (index, name)
+    # clean images are not snapped to the scale grid (paired data is: see the paired_folder test)
+    assert sum(is_window(dataset[i]["target"], on_scale_grid[dataset[i]["name"]], augment) for i in range(24)) < 12
     if augment:  # 7 of the 8 symmetries change a patch: most draws must be flipped or rotated
         straight = [is_window(dataset[i]["target"], windows[dataset[i]["name"]], False) for i in range(24)]
         assert sum(straight) < 12
@@ -148,9 +151,9 @@ def test_val_gives_whole_modcropped_images(photo_folder: Path) -> None:
 def test_val_patches_are_centre_crops(photo_folder: Path) -> None:
     dataset = folder_dataset(photo_folder, split="val", patch_size=32, scale=4)
     item = dataset[1]
-    assert item["name"] == "chelsea"  # 90x60 -> modcropped 88x60 -> centre 32x32 at (top 12, left 28)
+    assert item["name"] == "chelsea"  # 90x60 -> modcropped 88x60 -> centre 32x32 at (top 14, left 28)
     original = read_image(photo_folder / "chelsea.png")
-    assert torch.equal(to_uint8(item["target"]), to_uint8(original[:, 12:44, 28:60]))
+    assert torch.equal(to_uint8(item["target"]), to_uint8(original[:, 14:46, 28:60]))
     assert torch.equal(dataset[1]["target"], item["target"])
 
 

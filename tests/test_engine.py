@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
+from skimage import data
 
 from sr_toolkit import checkpoint
 from sr_toolkit.engine import Trainer
@@ -232,3 +234,28 @@ def test_the_saved_recipe_resumes_the_run(tiny: Path, tmp_path: Path) -> None:
     assert load_recipe(saved)["model"]["channels"] == 4
     resumed = train(saved, "train.max_steps=4", resume=True)
     assert resumed.state.step == 4 and resumed.recipe["model"]["channels"] == 4
+
+
+def test_edsr_recipe_trains_on_a_folder_of_photos(tmp_path: Path) -> None:
+    """The issue's command shape: the shipped recipe, the user's folder, a time budget."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("astronaut", "coffee", "chelsea"):
+        Image.fromarray(getattr(data, name)()).resize((120, 100)).save(photos / f"{name}.jpg")
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "train.py"), str(ROOT / "recipes" / "edsr_x4.yaml"),
+         f"data.train.root={photos}", "train.max_time=2m", "train.max_steps=4", "model.channels=8",
+         "model.blocks=1", "data.batch_size=2", "train.val_every=2", "validation.max_images=1",
+         f"output_dir={run}"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    said = " ".join((result.stdout + result.stderr).split())
+    assert "data: decoded images held on cpu; crops cut in the training step" in said
+    saved = load_recipe(run / "recipe.yaml")
+    assert saved["data"]["train"]["root"] == str(photos) and saved["train"]["ema"] == 0.999
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 4
+    with torch.no_grad():
+        assert load_model(run / "model.safetensors")(torch.rand(1, 3, 10, 12)).shape == (1, 3, 40, 48)

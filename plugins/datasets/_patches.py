@@ -10,8 +10,10 @@ Datasets whose decoded images are in memory can :meth:`~PatchDataset.hold_on` th
 and cut whole batches there (:meth:`~PatchDataset.batch`) with the same values as their items.
 
 Images are held as uint8 tensors (3, H, W) and cut to multiples of ``scale`` (from the top-left
-corner) before cropping; crops sit on the ``scale`` grid so a low-resolution input, when there is
-one, is cut at exactly the corresponding place.
+corner) before cropping. Crops of clean images may start at any pixel; with a paired
+low-resolution input they sit on the ``scale`` grid, so the input is cut at exactly the
+corresponding place. (Always snapping to the grid would put the 8x8 blocks of JPEG training photos
+at the same phase of every low-resolution pixel grid, a pattern a network can learn.)
 """
 
 from __future__ import annotations
@@ -125,11 +127,12 @@ class PatchDataset(Dataset):
 
     def _cut(self, images: dict[str, torch.Tensor], generator: torch.Generator | None) -> dict[str, torch.Tensor]:
         """The uint8 crops of one image's roles at the drawn window, flipped as drawn."""
-        top, left, height, width = self._window(images["target"].shape[-2:], generator)
+        grid = self.scale if "input" in images else 1
+        top, left, height, width = self._window(images["target"].shape[-2:], generator, grid)
         flips = self._flips(generator)
         patches = {}
         for role, image in images.items():
-            unit = self.scale if role == "target" else 1
+            unit = grid if role == "target" else 1
             patch = image[:, top * unit : (top + height) * unit, left * unit : (left + width) * unit]
             patches[role] = _flip(patch, flips)
         return patches
@@ -152,12 +155,12 @@ class PatchDataset(Dataset):
             return []
         return torch.randint(0, 2, (3,), generator=generator).tolist()
 
-    def _window(self, size: torch.Size, generator: torch.Generator | None) -> tuple[int, int, int, int]:
-        """(top, left, height, width) of the crop, in units of ``scale`` pixels of the target."""
-        rows, cols = size[0] // self.scale, size[1] // self.scale
+    def _window(self, size: torch.Size, generator: torch.Generator | None, grid: int) -> tuple[int, int, int, int]:
+        """(top, left, height, width) of the crop, in units of ``grid`` pixels of the target."""
+        rows, cols = size[0] // grid, size[1] // grid
         if self.patch_size is None:
             return 0, 0, rows, cols
-        side = self.patch_size // self.scale
+        side = self.patch_size // grid
         if generator is None:
             return (rows - side) // 2, (cols - side) // 2, side, side
         top = int(torch.randint(0, rows - side + 1, (1,), generator=generator))
