@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from sr_toolkit.errors import DataError, RegistryError
 from sr_toolkit.imageio import read_image, to_uint8
 from sr_toolkit.registry import DATASETS
+from sr_toolkit.resize import imresize_uint8
 from sr_toolkit_plugins.datasets.builtin import TRAIN_PHOTOS, VAL_PHOTOS
 from sr_toolkit_plugins.datasets.paired_folder import match_key
 
@@ -94,6 +95,36 @@ def test_train_items_are_crops_of_the_images_at_any_pixel(photo_folder: Path, au
     if augment:  # 7 of the 8 symmetries change a patch: most draws must be flipped or rotated
         straight = [is_window(dataset[i]["target"], windows[dataset[i]["name"]], False) for i in range(24)]
         assert sum(straight) < 12
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_downscales_add_shrunk_copies_of_training_images(
+    photo_folder: Path, caplog: pytest.LogCaptureFixture, cache: bool
+) -> None:
+    with caplog.at_level(logging.INFO, logger="sr_toolkit"):
+        dataset = folder_dataset(photo_folder, downscales=[0.5], cache=cache)
+    # at half size 72x64 and 100x70 still hold a 32-pixel patch; 90x60 and 64x52 do not
+    names = [dataset.name(index) for index in range(len(dataset))]
+    assert names == ["astronaut", "astronaut@0.5", "chelsea", "coffee", "coffee@0.5", "sub/rocket"]
+    assert any("2 downscaled copies too small" in record.getMessage() for record in caplog.records)
+    for copy in ("astronaut@0.5", "coffee@0.5"):
+        original = to_uint8(read_image(file_of(photo_folder, copy.split("@")[0])))
+        shrunk = imresize_uint8(original, scale=0.5)
+        assert torch.equal(dataset.images(names.index(copy))["target"], shrunk)
+        draws = [index for index in range(60) if dataset[index]["name"] == copy]
+        assert draws, copy
+        windows = grid_windows(shrunk.float() / 255, 32, step=1)
+        assert all(is_window(dataset[index]["target"], windows, flipped=True) for index in draws)
+    validation = folder_dataset(photo_folder, split="val", patch_size=None, downscales=[0.5])
+    assert [validation.name(index) for index in range(len(validation))] == ["astronaut", "chelsea", "coffee", "sub/rocket"]
+
+
+def test_bad_downscales_are_refused(photo_folder: Path) -> None:
+    for factors, message in (([1.0], "between 0 and 1"), ([0.5, 0], "got 0"), ([0.5, 0.5], "factors repeat")):
+        with pytest.raises(RegistryError, match=message):
+            folder_dataset(photo_folder, downscales=factors)
+    with pytest.raises(RegistryError, match="downscales"):
+        folder_dataset(photo_folder, downscales=["half"])
 
 
 def test_augmentation_reaches_all_eight_symmetries(tmp_path: Path) -> None:

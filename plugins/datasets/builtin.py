@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Optional
 
 from sr_toolkit.errors import DataError
@@ -50,9 +51,10 @@ class Builtin(FileDataset):
         seed: int = 0,
         scale: int = 1,
         cache: bool = True,
+        downscales: Sequence[float] = (),
     ) -> None:
         super().__init__(builtin_sources(split), f"builtin {split} photos", split, patch_size, augment, seed,
-                         scale, cache)
+                         scale, cache, downscales)
 
 
 def builtin_sources(split: Split) -> list[Source]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Optional
 
 from sr_toolkit.imageio import list_images
@@ -31,6 +32,7 @@ class ImageFolder(FileDataset):
         seed: int = 0,
         scale: int = 1,
         cache: bool = True,
+        downscales: Sequence[float] = (),
     ) -> None:
         if root is None:
             logger.info("image_folder: no root given, using the built-in %s photos", split)
@@ -39,4 +41,4 @@ class ImageFolder(FileDataset):
             folder = Path(root).expanduser()
             sources = [(relative_name(path, folder), {"target": path}) for path in list_images(folder)]
             where = str(folder)
-        super().__init__(sources, where, split, patch_size, augment, seed, scale, cache)
+        super().__init__(sources, where, split, patch_size, augment, seed, scale, cache, downscales)
