@@ -9,7 +9,7 @@ few thousand images); with ``cache`` off, files are decoded again on every acces
 Clean training images can also be used at smaller sizes (``downscales``): each factor adds a copy
 of every image shrunk by MATLAB's bicubic ``imresize`` (antialiased, rounded to uint8). A shrunk
 photo has more detail per pixel and fewer compression and sensor artefacts, which widens a small
-training set (used by EDSR's and Real-ESRGAN's training sets, DIV2K/DF2K with shrunk copies).
+training set (Real-ESRGAN's multi-scale DF2K is made the same way, with copies at 3/4, 1/2, 1/3).
 """
 
 from __future__ import annotations
