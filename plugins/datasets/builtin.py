@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib.resources
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Optional
 
 from sr_toolkit.errors import DataError
