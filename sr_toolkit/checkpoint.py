@@ -92,6 +92,26 @@ def join_optimizer_state(
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any],
+    prefix: str = "optimizer",
+) -> None:
+    """Restore what :func:`split_optimizer_state` saved into ``optimizer``, each per-parameter tensor
+    (Adam's moments, SGD's momentum) in its parameter's memory layout, dtype and device.
+
+    Files hold tensors contiguous; a parameter may be channels_last. torch's ``load_state_dict``
+    keeps the file's layout, and fused optimizers walk a moment with its parameter's strides, so a
+    moment in another layout would update other weights than its own.
+    """
+    optimizer.load_state_dict(join_optimizer_state(tensors, meta, prefix))
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for name, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                    state[name] = torch.empty_like(param).copy_(value)
+
+
 def rng_state() -> dict[str, torch.Tensor]:
     """The global torch RNG states (CPU and every CUDA device), e.g. for dropout on resume."""
     states = {"rng.cpu": torch.get_rng_state()}

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator, PartialState
+from accelerate.state import AcceleratorState
 from accelerate.utils import parse_flag_from_env, set_seed
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -102,6 +103,7 @@ class Trainer:
         self.folder = RunFolder(recipe["output_dir"])
         cpu = use_cpu()
         self.precision = choose_precision(self.train_cfg["mixed_precision"], PartialState(cpu=cpu).device)
+        AcceleratorState._reset_state()  # each run sets its own numerics, also a second run in one process
         self.accelerator = Accelerator(
             cpu=cpu,
             mixed_precision=self.precision.mixed_precision,
@@ -404,12 +406,11 @@ class Trainer:
             if self.gan is not None:
                 self.accelerator.unwrap_model(self.gan.discriminator).load_state_dict(
                     checkpoint.strip_prefix("discriminator", tensors))
-                self.gan.optimizer.load_state_dict(
-                    checkpoint.join_optimizer_state(tensors, meta["d_optimizer"], "d_optimizer"))
+                checkpoint.load_optimizer_state(self.gan.optimizer, tensors, meta["d_optimizer"], "d_optimizer")
         except (RuntimeError, KeyError) as exc:
             raise checkpoint.CheckpointError(
                 f"{path}: does not fit this recipe's model: {str(exc).splitlines()[0]}") from exc
-        self.optimizer.load_state_dict(checkpoint.join_optimizer_state(tensors, meta["optimizer"]))
+        checkpoint.load_optimizer_state(self.optimizer, tensors, meta["optimizer"])
         checkpoint.set_rng_state(tensors)
         self.state = Counters(meta["step"], meta["elapsed"], meta["best_psnr"])
         if self.main:

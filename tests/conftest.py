@@ -19,3 +19,15 @@ def clean_registries() -> Iterator[None]:
     for plural, registry in REGISTRIES.items():
         registry._entries.clear()
         registry._entries.update(before[plural])
+
+
+def machine_numerics() -> list[str]:
+    """Every ``train.mixed_precision`` worth testing here: fp32, and ``auto`` where it picks
+    something else on this machine (bf16 + channels_last on CPUs with native bf16), the path
+    users run."""
+    import torch
+
+    from sr_toolkit.precision import choose_precision
+
+    auto = choose_precision("auto", torch.device("cpu"))
+    return ["no", "auto"] if auto.mixed_precision != "no" else ["no"]

@@ -23,6 +23,8 @@ from sr_toolkit.errors import TrainingDiverged
 from sr_toolkit.model_file import load_model
 from sr_toolkit.recipe import load_recipe
 
+from conftest import machine_numerics
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY_RECIPE = """
@@ -78,9 +80,12 @@ def test_run_folder_layout_and_model_metadata(tiny: Path, tmp_path: Path) -> Non
     assert model(torch.rand(1, 3, 8, 8)).shape == (1, 3, 32, 32)
 
 
-def test_resume_is_bit_exact(tmp_path: Path, tiny: Path) -> None:
+@pytest.mark.parametrize("numerics", machine_numerics())
+@pytest.mark.parametrize("ema", [None, 0.9])
+def test_resume_is_bit_exact(tmp_path: Path, tiny: Path, numerics: str, ema: float | None) -> None:
     # a step schedule depends on the step alone, so a 3-step run is the first half of a 6-step one
-    schedule = ("scheduler.type=step", "scheduler.step_size=2", "scheduler.warmup_steps=1")
+    schedule = ("scheduler.type=step", "scheduler.step_size=2", "scheduler.warmup_steps=1",
+                f"train.mixed_precision={numerics}", f"train.ema={'null' if ema is None else ema}")
     full = train(tiny, f"output_dir={tmp_path / 'full'}", "train.max_steps=6", *schedule)
     train(tiny, f"output_dir={tmp_path / 'half'}", "train.max_steps=3", "train.checkpoint_every=3", *schedule)
     resumed = train(tiny, f"output_dir={tmp_path / 'half'}", "train.max_steps=6", "train.checkpoint_every=3",
@@ -89,6 +94,9 @@ def test_resume_is_bit_exact(tmp_path: Path, tiny: Path) -> None:
     a = full.accelerator.unwrap_model(full.model).state_dict()
     b = resumed.accelerator.unwrap_model(resumed.model).state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    if ema is not None:
+        a, b = full.ema.state_dict(), resumed.ema.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     losses = [json.loads(line) for line in (tmp_path / "half" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in losses if "loss" in r] == [2, 3, 4, 6]  # 3 ended the first run; none twice
 

@@ -19,6 +19,8 @@ from sr_toolkit.recipe import load_recipe
 from sr_toolkit.registry import LOSSES, MODELS
 from sr_toolkit.weights import WeightsUnavailableError
 
+from conftest import machine_numerics
+
 ROOT = Path(__file__).resolve().parents[1]
 
 GAN_RECIPE = """
@@ -145,10 +147,11 @@ def test_gan_warmup_trains_the_generator_alone(gan_recipe: Path) -> None:
     assert all("loss/d_loss" not in r and "loss/adversarial" not in r for r in records if "loss" in r)
 
 
-def test_gan_resume_is_bit_exact(gan_recipe: Path, tmp_path: Path) -> None:
-    full = Trainer(load_recipe(gan_recipe, [f"output_dir={tmp_path / 'full'}"]))
+@pytest.mark.parametrize("numerics", machine_numerics())
+def test_gan_resume_is_bit_exact(gan_recipe: Path, tmp_path: Path, numerics: str) -> None:
+    full = Trainer(load_recipe(gan_recipe, [f"output_dir={tmp_path / 'full'}", f"train.mixed_precision={numerics}"]))
     full.fit()
-    half = [f"output_dir={tmp_path / 'half'}"]
+    half = [f"output_dir={tmp_path / 'half'}", f"train.mixed_precision={numerics}"]
     Trainer(load_recipe(gan_recipe, [*half, "train.max_steps=2"])).fit()
     resumed = Trainer(load_recipe(gan_recipe, half), resume=True)
     resumed.fit()
