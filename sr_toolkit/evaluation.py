@@ -18,20 +18,19 @@ Everything follows the conventions of SR papers, so the numbers compare with pub
 from __future__ import annotations
 
 import math
-import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from sr_toolkit import metrics
+from sr_toolkit import metrics, pairing
 from sr_toolkit.degrade import build_pipeline
 from sr_toolkit.errors import DataError, SrToolkitError
-from sr_toolkit.imageio import list_images, read_image, to_uint8
+from sr_toolkit.imageio import read_image, to_uint8
 from sr_toolkit.model_file import load_model
 from sr_toolkit.recipe import load_recipe
 from sr_toolkit.resize import imresize, imresize_uint8, modcrop
@@ -138,42 +137,24 @@ def _finite(values: dict[str, float | None]) -> dict[str, float | None]:
 # --- images and inputs ----------------------------------------------------------------------
 
 
-def match_key(relative: str, scale: int) -> str:
-    """The name an image is matched by: its path without suffix, ``_HR``/``_LR`` or ``x4``/``_x4``."""
-    stem = PurePosixPath(relative).with_suffix("").as_posix()
-    return re.sub(rf"(?:_hr|_lr|_?x{scale})$", "", stem, flags=re.IGNORECASE)
-
-
-def _relative_images(root: Path, keep: str, drop: str) -> dict[str, Path]:
-    """Images under ``root`` by relative path, less the ``*_<drop>`` ones when there are ``*_<keep>``
-    ones: a SelfExSR folder holds ``baby_HR.png`` and ``baby_LR.png`` side by side."""
-    paths = {path.relative_to(root).as_posix(): path for path in list_images(root)}
-    stems = {name: path.stem.lower() for name, path in paths.items()}
-    if any(stem.endswith(f"_{keep}") for stem in stems.values()):
-        return {name: path for name, path in paths.items() if not stems[name].endswith(f"_{drop}")}
-    return paths
-
-
 def find_pairs(data: Path, scale: int, lr: Path | None = None) -> list[tuple[str, Path, Path | None]]:
-    """(name, clean image, LR image or None) for every clean image under ``data``, sorted."""
-    targets = _relative_images(data, keep="hr", drop="lr")
+    """(name, clean image, LR image or None) for every clean image under ``data``, sorted by name
+    (its path under ``data``). LR files are matched by :mod:`sr_toolkit.pairing`'s rule; LR files
+    that match no image are ignored. Raises DataError for an empty ``data``, an ambiguous name or an
+    image without an LR file."""
+    targets = pairing.images(data, "target")
     if not targets:
         raise DataError(f"{data}: no images found (png, jpg, bmp, tif or webp files)")
     if lr is None:
         return [(name, path, None) for name, path in targets.items()]
-    inputs: dict[str, Path] = {}
-    for name, path in _relative_images(lr, keep="lr", drop="hr").items():
-        key = match_key(name, scale)
-        if key in inputs:
-            raise DataError(f"{lr}: {inputs[key].name} and {path.name} both match the name '{key}'")
-        inputs[key] = path
-    pairs = []
-    for name, path in targets.items():
-        key = match_key(name, scale)
-        if key not in inputs:
-            raise DataError(f"{path}: no input image named like '{key}' in {lr}")
-        pairs.append((name, path, inputs[key]))
-    return pairs
+    found = pairing.pair(pairing.images(lr, "input"), targets, scale)
+    if found.ambiguous:
+        raise DataError(str(found.ambiguous[0]))
+    if found.lone_targets:
+        path = found.lone_targets[0]
+        key = pairing.match_key(path.relative_to(data).as_posix())
+        raise DataError(f"{path}: no input image named like '{key}' in {lr}")
+    return list(found.pairs)
 
 
 def matlab_bicubic_input(target: Tensor, scale: int) -> Tensor:

@@ -18,7 +18,6 @@ from sr_toolkit.imageio import read_image, to_uint8
 from sr_toolkit.registry import DATASETS
 from sr_toolkit.resize import imresize_uint8
 from sr_toolkit_plugins.datasets.builtin import TRAIN_PHOTOS, VAL_PHOTOS
-from sr_toolkit_plugins.datasets.paired_folder import match_key
 
 PHOTOS = {
     "astronaut.png": (72, 64),
@@ -239,13 +238,6 @@ def test_bad_crop_settings_are_refused(photo_folder: Path) -> None:
         folder_dataset(photo_folder, split="test")
 
 
-def test_match_key_rule() -> None:
-    names = ["baby_LR.png", "baby_HR.png", "baby.png", "babyx4.png", "Baby-hr.jpg", "0801x4.png", "0801.png"]
-    assert [match_key(Path(name)) for name in names] == ["baby"] * 5 + ["0801"] * 2
-    assert match_key(Path("img_001_SRF_4_HR.png")) == match_key(Path("img_001_SRF_4_LR.png"))
-    assert match_key(Path("x4.png")) == "x4" and match_key(Path("flower.png")) == "flower"
-
-
 def write_pair(input_path: Path, target_path: Path, source: str, size: tuple[int, int], scale: int) -> None:
     """A target photo and its input: the mean of each scale x scale block, rounded to 8 bits."""
     write_photo(target_path, size, source)
@@ -301,6 +293,61 @@ def test_paired_folder_skips_wrong_sizes_and_fails_without_matches(
     empty.mkdir()
     with pytest.raises(DataError, match="matches a target"):
         DATASETS.build({**spec, "target_root": str(empty), "patch_size": 16})
+
+
+def test_paired_folder_pairs_names_ending_in_digits_and_sub_folders(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the names a scale-blind rule cut to 'te' (tex1x4, tex2x4), cased tags, a sub-folder
+    inputs, targets = tmp_path / "lr", tmp_path / "hr"
+    for input_name, target_name, photo in (("tex1x4.png", "tex1.png", "astronaut"),
+                                           ("tex2x4.png", "tex2.png", "chelsea"),
+                                           ("Baby_LR.PNG", "baby_hr.png", "coffee"),
+                                           ("sub/img_001_x4.png", "sub/img_001.png", "rocket"),
+                                           ("tex3x2.png", "tex3.png", "camera")):
+        write_pair(inputs / input_name, targets / target_name, photo, (32, 32), 4)
+    spec = {"type": "paired_folder", "input_root": str(inputs), "target_root": str(targets),
+            "split": "val", "scale": 4}
+    with caplog.at_level(logging.WARNING, logger="sr_toolkit"):
+        dataset = DATASETS.build(spec)
+    assert [dataset[index]["name"] for index in range(len(dataset))] == [
+        "baby_hr", "sub/img_001", "tex1", "tex2"]
+    expected = [("Baby_LR.PNG", "baby_hr.png"), ("sub/img_001_x4.png", "sub/img_001.png"),
+                ("tex1x4.png", "tex1.png"), ("tex2x4.png", "tex2.png")]
+    for index, (input_name, target_name) in enumerate(expected):
+        assert torch.equal(dataset[index]["input"], read_image(inputs / input_name))
+        assert torch.equal(dataset[index]["target"], read_image(targets / target_name))
+    # only the run's scale mark is dropped: tex3x2 is not tex3's input at scale 4
+    assert caplog.messages == [f"skipping {inputs / 'tex3x2.png'}: no file named like it in {targets}",
+                               f"skipping {targets / 'tex3.png'}: no file named like it in {inputs}"]
+
+
+def test_paired_folder_reads_one_selfexsr_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "image_SRF_4"
+    write_pair(folder / "img_001_SRF_4_LR.png", folder / "img_001_SRF_4_HR.png", "astronaut", (32, 24), 4)
+    write_pair(folder / "img_002_SRF_4_LR.png", folder / "img_002_SRF_4_HR.png", "chelsea", (24, 32), 4)
+    dataset = DATASETS.build({"type": "paired_folder", "input_root": str(folder), "target_root": str(folder),
+                              "split": "val", "scale": 4})
+    assert [dataset[index]["name"] for index in range(2)] == ["img_001_SRF_4_HR", "img_002_SRF_4_HR"]
+    assert dataset[0]["input"].shape == (3, 6, 8) and dataset[1]["target"].shape == (3, 32, 24)
+
+
+def test_paired_folder_skips_ambiguous_names_with_one_warning_naming_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    inputs, targets = tmp_path / "lr", tmp_path / "hr"
+    write_pair(inputs / "tex1.png", targets / "tex1.png", "astronaut", (32, 32), 4)
+    write_pair(inputs / "tex1x4.png", targets / "tex2.png", "chelsea", (32, 32), 4)
+    write_pair(inputs / "tex2x4.png", targets / "tex3.png", "coffee", (32, 32), 4)
+    spec = {"type": "paired_folder", "input_root": str(inputs), "target_root": str(targets),
+            "split": "val", "scale": 4}
+    with caplog.at_level(logging.WARNING, logger="sr_toolkit"):
+        dataset = DATASETS.build(spec)
+    assert len(dataset) == 1 and dataset[0]["name"] == "tex2"
+    assert caplog.messages == [
+        f"skipping {targets / 'tex1.png'}, {inputs / 'tex1.png'} and {inputs / 'tex1x4.png'}: "
+        "all match the name 'tex1'",
+        f"skipping {targets / 'tex3.png'}: no file named like it in {inputs}"]
 
 
 def write_fake_cifar(root: Path) -> dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from sr_toolkit import evaluation, metrics
-from sr_toolkit.evaluation import Evaluation, Settings, image_seed, match_key, model_names
+from sr_toolkit.evaluation import Evaluation, Settings, find_pairs, image_seed, model_names
 from sr_toolkit.model_file import save_model
 from sr_toolkit.registry import DEGRADATIONS, MODELS
 from sr_toolkit.resize import imresize, imresize_uint8
@@ -169,10 +169,42 @@ def test_lr_folder_is_matched_by_name(tmp_path):
                           str(tmp_path / "o2")]) == 2
 
 
-def test_match_key_strips_benchmark_suffixes():
-    assert match_key("baby_HR.png", 4) == match_key("baby_LR.png", 4) == "baby"
-    assert match_key("0801.png", 4) == match_key("0801x4.png", 4) == match_key("0801_x4.png", 4) == "0801"
-    assert match_key("sub/0801x4.png", 4) == "sub/0801" and match_key("0801x4.png", 2) == "0801x4"
+def touch(folder: Path, *names: str) -> None:
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).touch()
+
+
+def test_lr_files_are_matched_by_the_pairing_rule(tmp_path):
+    hr, lr = tmp_path / "hr", tmp_path / "lr"
+    touch(hr, "tex1.png", "tex2.png", "baby_hr.png", "sub/img_001.png")
+    touch(lr, "tex1x4.png", "tex2x4.png", "Baby_LR.PNG", "sub/img_001-x4.png", "tex1x2.png")
+    assert find_pairs(hr, 4, lr) == [
+        ("baby_hr.png", hr / "baby_hr.png", lr / "Baby_LR.PNG"),
+        ("sub/img_001.png", hr / "sub/img_001.png", lr / "sub/img_001-x4.png"),
+        ("tex1.png", hr / "tex1.png", lr / "tex1x4.png"),
+        ("tex2.png", hr / "tex2.png", lr / "tex2x4.png"),
+    ]
+    assert find_pairs(hr, 4) == [(name, hr / name, None)
+                                 for name in ("baby_hr.png", "sub/img_001.png", "tex1.png", "tex2.png")]
+    touch(tmp_path / "set5", "img_001_SRF_4_HR.png", "img_001_SRF_4_LR.png")  # SelfExSR: one folder
+    set5 = tmp_path / "set5"
+    assert find_pairs(set5, 4, set5) == [
+        ("img_001_SRF_4_HR.png", set5 / "img_001_SRF_4_HR.png", set5 / "img_001_SRF_4_LR.png")]
+
+
+def test_ambiguous_or_missing_lr_files_stop_with_one_line(tmp_path, capsys):
+    hr, lr = tmp_path / "hr", tmp_path / "lr"
+    write_photos(hr, ["coffee.png"])
+    touch(lr, "coffee.png", "coffee_x2.png")
+    common = ["--data", hr, "--lr", lr, "--scale", 2, "--out", tmp_path / "out"]
+    assert error_line(capsys, *common) == (
+        f"error: {hr / 'coffee.png'}, {lr / 'coffee.png'} and {lr / 'coffee_x2.png'}: "
+        "all match the name 'coffee'")
+    (lr / "coffee.png").rename(lr / "coffee_x4.png")
+    (lr / "coffee_x2.png").unlink()
+    assert error_line(capsys, *common) == (
+        f"error: {hr / 'coffee.png'}: no input image named like 'coffee' in {lr}")
 
 
 def test_grayscale_image_is_scored_on_its_own_values(tmp_path):
