@@ -1,9 +1,10 @@
 """Reading and writing images as float tensors (C, H, W) in [0, 1], with one clear error per bad file.
 
-Decoding is Pillow's. What it cannot do, and so neither can this module: 16-bit colour PNG and TIFF
-files are decoded to 8 bits per channel (16-bit *grayscale* keeps its full precision), 32-bit float
-images (mode ``F``) are refused, colour profiles (ICC) are ignored and CMYK uses Pillow's plain
-conversion. Truncated files are detected by decoding every pixel; that relies on Pillow's
+Decoding is Pillow's, except 16-bit PNGs in colour or with alpha, which Pillow reduces to 8 bits:
+torchvision's ``decode_png`` reads those at full precision (16-bit grayscale keeps its full precision
+in Pillow too). 16-bit colour TIFFs are still reduced to 8 bits by Pillow. 32-bit float images
+(mode ``F``) are refused, colour profiles (ICC) are ignored and CMYK uses Pillow's plain conversion.
+Truncated files are detected by decoding every pixel; that relies on Pillow's
 ``ImageFile.LOAD_TRUNCATED_IMAGES`` staying False (its default), which this module never changes.
 """
 
@@ -13,7 +14,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -27,6 +28,56 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", 
 
 _GRAY_16BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _GRAY_8BIT_MODES = frozenset({"1", "L", "LA", "La"})
+_PNG_REDUCED_BY_PILLOW = frozenset({2, 4, 6})
+"""PNG colour types (RGB, gray + alpha, RGBA) that Pillow decodes to 8 bits when stored with 16."""
+
+
+class Decoded(NamedTuple):
+    """An image with its channels as stored.
+
+    ``pixels``: float32 (C, H, W) in [0, 1]; C is 1 (gray), 2 (gray, alpha), 3 (RGB) or 4 (RGBA).
+    ``bits``: 16 for 16-bit files (and 32-bit integer gray, read on the 16-bit scale), else 8.
+    """
+
+    pixels: torch.Tensor
+    bits: int
+
+
+def decode_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> Decoded:
+    """Decode an image file with its channels as stored (:class:`Decoded`), upright per its EXIF tag.
+
+    Palette images give RGB, or RGBA when the palette has transparency; bilevel images give gray;
+    CMYK and other colour modes give RGB. A transparent colour key (PNG ``tRNS``) becomes alpha.
+    ``max_pixels`` refuses larger images (None: Pillow's ``Image.MAX_IMAGE_PIXELS``). Pillow's own
+    limit still applies; raise ``PIL.Image.MAX_IMAGE_PIXELS`` to read larger trusted files.
+    Any failure raises :class:`DataError` naming the file.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                _check_size(path, image.size, max_pixels)
+                if _pillow_reduces(path, image):
+                    return _decode_deep_png(path, image.info.get("transparency"))
+                image.load()
+                upright = ImageOps.exif_transpose(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{found.group(1)} pixels" if found else str(exc)
+        raise DataError(
+            f"{path}: too large: {size}, limit {Image.MAX_IMAGE_PIXELS} (Pillow's Image.MAX_IMAGE_PIXELS); "
+            "raise it if the file is trusted"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise DataError(f"{path}: not an image that Pillow can decode") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: truncated or corrupt image ({exc})") from exc
+    try:
+        return from_pil(upright)
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc}") from exc
 
 
 def read_image(
@@ -39,40 +90,95 @@ def read_image(
 
     ``mode``: ``"RGB"`` gives 3 channels (grayscale replicated, alpha dropped), ``"RGBA"`` gives 4
     (alpha 1 where the file has none), ``"keep"`` gives 1 channel for a grayscale file and 3 for a
-    colour one (alpha dropped). Palette images count as colour. 16-bit grayscale is scaled by 1/65535.
-
-    ``max_pixels`` refuses larger images (None: Pillow's ``Image.MAX_IMAGE_PIXELS``). Pillow's own
-    limit still applies; raise ``PIL.Image.MAX_IMAGE_PIXELS`` to read larger trusted files.
-    Any failure raises :class:`DataError` naming the file.
+    colour one (alpha dropped). Palette images count as colour. 16-bit values are scaled by 1/65535.
+    ``max_pixels`` and errors: as :func:`decode_image`, which this wraps.
     """
-    path = Path(path)
-    _check_file(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                _check_size(path, image.size, max_pixels)
-                image.load()
-                image = ImageOps.exif_transpose(image)
-                pixels, alpha, gray = _pixels(path, image)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        found = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f"{found.group(1)} pixels" if found else str(exc)
-        raise DataError(
-            f"{path}: too large: {size}, limit {Image.MAX_IMAGE_PIXELS} (Pillow's Image.MAX_IMAGE_PIXELS); "
-            "raise it if the file is trusted"
-        ) from exc
-    except UnidentifiedImageError as exc:
-        raise DataError(f"{path}: not an image that Pillow can decode") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise DataError(f"{path}: truncated or corrupt image ({exc})") from exc
+    colour, alpha = split_alpha(decode_image(path, max_pixels=max_pixels).pixels)
+    if mode == "keep":
+        return colour
+    rgb = match_channels(colour, 3).contiguous()
+    if mode == "RGB":
+        return rgb
+    return torch.cat([rgb, torch.ones_like(rgb[:1]) if alpha is None else alpha])
 
-    if gray and mode != "keep":
-        pixels = np.repeat(pixels, 3, axis=2)
-    if mode == "RGBA":
-        alpha = np.ones(pixels.shape[:2] + (1,), np.float32) if alpha is None else alpha
-        pixels = np.concatenate([pixels, alpha], axis=2)
-    return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+
+def from_pil(image: Image.Image) -> Decoded:
+    """A Pillow image's pixels with its channels kept (:class:`Decoded`; modes as :func:`decode_image`).
+
+    Orientation is left as it is. Raises ValueError for 32-bit float images (mode ``F``).
+    """
+    transparent = "A" in image.getbands() or "a" in image.getbands() or "transparency" in image.info
+    if image.mode in _GRAY_16BIT_MODES:
+        return _deep(np.asarray(image)[..., None], image.info.get("transparency"))
+    if image.mode == "F":
+        raise ValueError("32-bit float images are not supported; save it as an 8- or 16-bit PNG")
+    if image.mode in _GRAY_8BIT_MODES:
+        target = "LA" if transparent else "L"
+    else:
+        target = "RGBA" if transparent else "RGB"
+    values = np.asarray(image.convert(target), dtype=np.float32) / 255
+    return _decoded(values.reshape(values.shape[:2] + (-1,)), 8)
+
+
+def split_alpha(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(..., C, H, W) pixels as (colour, alpha): C = 2 or 4 has alpha last, C = 1 or 3 has none (None)."""
+    if pixels.shape[-3] in (2, 4):
+        return pixels[..., :-1, :, :], pixels[..., -1:, :, :]
+    return pixels, None
+
+
+def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """(..., C, H, W) images as ``channels`` channels: gray repeated to RGB (a view), or RGB averaged
+    to gray; unchanged when C already is ``channels``."""
+    if x.shape[-3] == channels:
+        return x
+    if channels == 3:
+        return x.expand(*x.shape[:-3], 3, *x.shape[-2:])
+    return x.mean(dim=-3, keepdim=True)
+
+
+def composite(pixels: torch.Tensor, background: float) -> torch.Tensor:
+    """(..., C, H, W) pixels in [0, 1] with alpha laid over a uniform ``background`` in [0, 1]:
+    the colour channels only (C - 1 of them). Pixels without alpha are returned as they are."""
+    colour, alpha = split_alpha(pixels)
+    return colour if alpha is None else colour * alpha + background * (1 - alpha)
+
+
+def _decoded(values: np.ndarray, bits: int) -> Decoded:
+    """(H, W, C) float32 values in [0, 1] as a :class:`Decoded`."""
+    return Decoded(torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1))), bits)
+
+
+def _deep(values: np.ndarray, key: int | tuple[int, ...] | None) -> Decoded:
+    """(H, W, C) integer samples on the 16-bit scale (clipped to 0..65535) as a 16-bit :class:`Decoded`;
+    pixels equal to the colour ``key`` (a PNG ``tRNS`` colour) get alpha 0, the others 1."""
+    pixels = np.clip(values.astype(np.float32), 0, 65535) / 65535
+    if key is not None:
+        opaque = np.any(values != np.asarray(key).reshape(-1), axis=2, keepdims=True)
+        pixels = np.concatenate([pixels, opaque.astype(np.float32)], axis=2)
+    return _decoded(pixels, 16)
+
+
+def _pillow_reduces(path: Path, image: Image.Image) -> bool:
+    """Whether Pillow decodes ``path`` to 8 bits although it has 16: a 16-bit PNG in colour or with
+    alpha (read from its IHDR chunk's bit depth and colour type)."""
+    if image.format != "PNG":
+        return False
+    with open(path, "rb") as file:
+        header = file.read(26)
+    return header[24] == 16 and header[25] in _PNG_REDUCED_BY_PILLOW
+
+
+def _decode_deep_png(path: Path, key: tuple[int, ...] | None) -> Decoded:
+    """A 16-bit PNG decoded at full precision by torchvision, upright per its EXIF tag; ``key``: the
+    ``tRNS`` colour that Pillow found (torchvision ignores it). Raises :class:`DataError` if corrupt."""
+    from torchvision.io import ImageReadMode, decode_png, read_file  # here: torchvision takes ~2 s to import
+
+    try:
+        values = decode_png(read_file(str(path)), mode=ImageReadMode.UNCHANGED, apply_exif_orientation=True)
+    except RuntimeError as exc:
+        raise DataError(f"{path}: truncated or corrupt image ({exc})") from exc
+    return _deep(values.permute(1, 2, 0).numpy(), key)
 
 
 def _check_file(path: Path) -> None:
@@ -92,29 +198,6 @@ def _check_size(path: Path, size: tuple[int, int], max_pixels: int | None) -> No
         raise DataError(
             f"{path}: too large: {pixels} pixels, limit {max_pixels}; raise max_pixels if the file is trusted"
         )
-
-
-def _pixels(path: Path, image: Image.Image) -> tuple[np.ndarray, np.ndarray | None, bool]:
-    """(H, W, C) float32 colour or gray values, (H, W, 1) alpha or None, and whether it is gray."""
-    transparent = "A" in image.getbands() or "a" in image.getbands() or "transparency" in image.info
-    if image.mode in _GRAY_16BIT_MODES:
-        values = np.asarray(image)
-        gray = np.clip(values.astype(np.float32), 0, 65535)[..., None] / 65535
-        alpha = None
-        if "transparency" in image.info:
-            alpha = (values != image.info["transparency"]).astype(np.float32)[..., None]
-        return gray, alpha, True
-    if image.mode == "F":
-        raise DataError(f"{path}: 32-bit float images are not supported; save it as an 8- or 16-bit PNG")
-    if image.mode in _GRAY_8BIT_MODES:
-        target, gray = ("LA" if transparent else "L"), True
-    else:
-        target, gray = ("RGBA" if transparent else "RGB"), False
-    values = np.asarray(image.convert(target), dtype=np.float32) / 255
-    values = values.reshape(values.shape[:2] + (-1,))
-    if transparent:
-        return values[..., :-1], values[..., -1:], gray
-    return values, None, gray
 
 
 def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Path]:

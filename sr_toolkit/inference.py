@@ -4,8 +4,19 @@
     model = sr_toolkit.load_model("runs/resnet_x4/model.safetensors")
     bigger = sr_toolkit.upscale(model, Image.open("photo.png"), tile=256)
 
+Images keep their kind: gray stays gray (the network gets three equal channels and gives back the
+mean of its three, see :class:`GrayNetwork`), alpha stays alpha, 16 bits stay 16 bits.
+
 The network sees the colour channels only; an alpha channel is resized on its own (MATLAB-style
-bicubic, clamped to [0, 1]), so transparency survives models trained on RGB photos.
+bicubic, clamped to [0, 1]), so transparency survives models trained on RGB photos. The colour
+under alpha 0 is invisible but the network would spread it into the visible pixels around it, so it
+is first replaced by colour filled in from the visible pixels (:func:`fill_hidden`). That was chosen
+over premultiplying the colour by alpha: un-premultiplying divides the network's colour by a
+bicubic alpha that the network did not produce, and where the network's edge is sharper than the
+bicubic one the quotient darkens (a dark fringe over light backgrounds); a filled colour continues
+across the shape's edge, so the edge takes its colour from the shape alone. Filling is exact where
+it must be: pixels with alpha 0 do not change the output at all, and opaque images run exactly as
+RGB ones.
 """
 
 from __future__ import annotations
@@ -19,17 +30,24 @@ from typing import BinaryIO, TypeVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import Tensor, nn
 
 from sr_toolkit.atomic import atomic_path
+from sr_toolkit.imageio import from_pil, match_channels, split_alpha
 from sr_toolkit.model_file import load_model
 from sr_toolkit.resize import imresize
-from sr_toolkit.tiling import cast_pixels, forward_tiled
+from sr_toolkit.tiling import cast_pixels, forward_tiled, size_multiple
 
-__all__ = ["load_model", "model_scale", "prepare", "save_pixels", "upscale", "upscale_batch", "write_png"]
+__all__ = ["ALPHA_FORMATS", "GrayNetwork", "fill_hidden", "load_model", "model_scale", "prepare", "save_pixels",
+           "upscale", "upscale_batch", "write_png"]
 
 ImageLike = TypeVar("ImageLike", Tensor, Image.Image)
+
+ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP"})
+"""Pillow's names of the formats that :func:`save_pixels` writes with an alpha channel (Pillow writes
+BMP's alpha but reads it back as RGB, and JPEG has none)."""
 
 
 def model_scale(model: nn.Module) -> int:
@@ -49,6 +67,48 @@ def prepare(model: nn.Module, device: str | torch.device = "cpu", half: bool = F
     return model.eval().to(device=device, dtype=dtype, memory_format=torch.channels_last)
 
 
+class GrayNetwork(nn.Module):
+    """``network`` on gray images: (N, 1, H, W) in, fed to it as three equal channels, and the mean of
+    its three output channels, each clamped to [0, 1] as a saved image's, out (as evaluation scores gray).
+    Keeps the network's ``halo`` and ``size_multiple`` for tiling."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+        self.size_multiple = size_multiple(network)
+        if hasattr(network, "halo"):
+            self.halo = network.halo
+
+    def forward(self, x: Tensor) -> Tensor:
+        return match_channels(self.network(match_channels(x, 3)).clamp(0, 1), 1)
+
+
+def fill_hidden(colour: Tensor, alpha: Tensor) -> Tensor:
+    """``colour`` (N, C, H, W) with each pixel whose ``alpha`` (N, 1, H, W) is 0 replaced by a blend of
+    the visible colours nearby (a push-pull pyramid: the visible mean of its 2x2 block, else of the
+    4x4 block, and so on, each level bilinearly interpolated). The result depends on visible pixels
+    only; it is ``colour`` itself when nothing is hidden, and 0 in an image with no visible pixel.
+    """
+    hidden = alpha == 0
+    if not hidden.any():
+        return colour
+    weight = (~hidden).float()
+    filled = _pull(colour.float() * weight, weight)
+    return torch.where(hidden, filled.to(colour.dtype), colour)
+
+
+def _pull(weighted: Tensor, weight: Tensor) -> Tensor:
+    """The weighted mean colour at each pixel, given ``weighted`` (N, C, H, W), colour times ``weight``
+    (N, 1, H, W) >= 0; pixels of weight 0 take their value from the next coarser level (2x2 blocks)."""
+    mean = weighted / weight.clamp_min(torch.finfo(weight.dtype).tiny)
+    height, width = weight.shape[-2:]
+    if bool((weight > 0).all()) or height == width == 1:
+        return mean
+    coarse = _pull(F.avg_pool2d(weighted, 2, ceil_mode=True), F.avg_pool2d(weight, 2, ceil_mode=True))
+    finer = F.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)
+    return torch.where(weight > 0, mean, finer[..., :height, :width])
+
+
 def upscale_batch(
     model: nn.Module,
     images: Tensor,
@@ -59,24 +119,31 @@ def upscale_batch(
     out: Tensor | None = None,
     on_tile: Callable[[], None] | None = None,
 ) -> Tensor:
-    """Run ``model`` over (N, 3 or 4, H, W) images in [0, 1]; a 4th (alpha) channel is resized apart.
+    """Run ``model`` over (N, C, H, W) images in [0, 1]; C is 1 (gray), 2 (gray, alpha), 3 (RGB) or 4 (RGBA).
 
-    Writes into ``out`` when given (e.g. uint8: values rounded as a saved image's, see
+    Gray goes through :class:`GrayNetwork`; alpha is resized apart, after :func:`fill_hidden` (see the
+    module's notes). Writes into ``out`` when given (e.g. uint8: values rounded as a saved image's, see
     :func:`sr_toolkit.tiling.forward_tiled`), else returns a new tensor like ``images``, clamped to [0, 1].
+    Raises ValueError for another shape.
     """
-    if images.dim() != 4 or images.shape[1] not in (3, 4):
-        raise ValueError(f"expected (N, 3 or 4, H, W) images (RGB or RGBA), got shape {tuple(images.shape)}")
+    if images.dim() != 4 or not 1 <= images.shape[1] <= 4:
+        raise ValueError("expected (N, C, H, W) images with 1 to 4 channels (gray, gray + alpha, RGB, RGBA), "
+                         f"got shape {tuple(images.shape)}")
     batch, channels, height, width = images.shape
     if out is None:
         out = torch.empty((batch, channels, height * scale, width * scale), dtype=images.dtype,
                           device=images.device)
-    forward_tiled(model, images[:, :3], scale=scale, tile=tile, overlap=overlap, on_tile=on_tile,
-                  out=out[:, :3])
-    if channels == 4:
-        alpha = images[:, 3:].float()
+    colour, alpha = split_alpha(images)
+    network = model if colour.shape[1] == 3 else GrayNetwork(model)
+    if alpha is not None:
+        colour = fill_hidden(colour, alpha)
+    forward_tiled(network, colour, scale=scale, tile=tile, overlap=overlap, on_tile=on_tile,
+                  out=out[:, : colour.shape[1]])
+    if alpha is not None:
+        alpha = alpha.float()
         if scale > 1:
             alpha = imresize(alpha, scale=scale, mode="bicubic")
-        out[:, 3:].copy_(cast_pixels(alpha, out.dtype))
+        out[:, -1:].copy_(cast_pixels(alpha, out.dtype))
     return out.clamp_(0, 1) if out.is_floating_point() else out
 
 
@@ -85,15 +152,19 @@ def upscale(
 ) -> ImageLike:
     """Upscale (or restore) one image, or a batch, with ``model``; returns the same kind of image.
 
-    ``image``: a float tensor in [0, 1], (C, H, W) or (N, C, H, W) with 3 (RGB) or 4 (RGBA) channels,
-    or an 8-bit PIL image (turned upright per its EXIF tag; returned as RGBA when it has transparency,
-    else RGB; for 16-bit files use :func:`sr_toolkit.imageio.read_image`). ``tile`` bounds memory (see
-    :mod:`sr_toolkit.tiling`); ``overlap`` defaults to the model's receptive field. The model runs in
-    eval mode on its own device and precision; tensors come back on the input's device and dtype.
+    ``image``: a float tensor in [0, 1], (C, H, W) or (N, C, H, W) with C = 1 (gray), 2 (gray, alpha),
+    3 (RGB) or 4 (RGBA); or a PIL image, turned upright per its EXIF tag and returned in its mode's
+    family: L, LA, RGB, RGBA (even when opaque) and I;16 (any 16- or 32-bit integer gray) as they came;
+    bilevel as L; palette as RGB, or RGBA when it has transparency; CMYK and other colour modes as RGB;
+    16-bit gray with a transparent key as LA (Pillow has no 16-bit mode with alpha). ``tile`` bounds
+    memory (see :mod:`sr_toolkit.tiling`); ``overlap`` defaults to the model's receptive field. The
+    model runs in eval mode on its own device and precision; tensors come back on the input's device
+    and dtype. Raises TypeError for other inputs, ValueError for a float PIL image (mode F) or a
+    tensor with another channel count.
     """
     if isinstance(image, Image.Image):
-        pixels = _from_pil(image)
-        return _to_pil(upscale(model, pixels, tile=tile, overlap=overlap))
+        pixels, bits = from_pil(ImageOps.exif_transpose(image))
+        return _to_pil(upscale(model, pixels, tile=tile, overlap=overlap), bits)
     if not isinstance(image, Tensor) or not image.is_floating_point() or image.dim() not in (3, 4):
         raise TypeError("image: expected a PIL image or a float tensor (C, H, W) or (N, C, H, W) in [0, 1]")
     was_training = model.training
@@ -106,15 +177,15 @@ def upscale(
     return result if image.dim() == 4 else result[0]
 
 
-def _from_pil(image: Image.Image) -> Tensor:
-    image = ImageOps.exif_transpose(image)
-    transparent = "A" in image.getbands() or "a" in image.getbands() or "transparency" in image.info
-    values = np.asarray(image.convert("RGBA" if transparent else "RGB"), dtype=np.float32) / 255
-    return torch.from_numpy(values.transpose(2, 0, 1).copy())
+def _to_pil(pixels: Tensor, bits: int) -> Image.Image:
+    """(C, H, W) values in [0, 1] as a PIL image: 16-bit (I;16) when ``bits`` is 16 and C is 1, else 8-bit."""
+    dtype = torch.uint16 if bits == 16 and pixels.shape[0] == 1 else torch.uint8
+    return _pil_image(cast_pixels(pixels, dtype).permute(1, 2, 0).cpu().numpy())
 
 
-def _to_pil(pixels: Tensor) -> Image.Image:
-    return Image.fromarray(cast_pixels(pixels, torch.uint8).permute(1, 2, 0).cpu().numpy())
+def _pil_image(pixels: np.ndarray) -> Image.Image:
+    """(H, W, C) uint8 or (C = 1) uint16 pixels as a PIL image: L, LA, RGB, RGBA or I;16 by C and dtype."""
+    return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
 
 
 def save_pixels(pixels: np.ndarray, path: str | os.PathLike[str], *, quality: int = 95) -> None:
@@ -122,7 +193,9 @@ def save_pixels(pixels: np.ndarray, path: str | os.PathLike[str], *, quality: in
 
     Unlike :func:`sr_toolkit.imageio.save_image` it takes the integer pixels as they are, and PNG is
     encoded band by band (:func:`write_png`), so a huge output is never copied whole. The file is
-    written atomically (a temporary file, then a rename); missing parent folders are created.
+    written atomically (a temporary file, then a rename); missing parent folders are created. Raises
+    ValueError for an unknown suffix, uint16 in another format, or alpha (C = 2 or 4) in a format
+    outside :data:`ALPHA_FORMATS`.
     """
     path = Path(path)
     image_format = Image.registered_extensions().get(path.suffix.lower())
@@ -130,14 +203,13 @@ def save_pixels(pixels: np.ndarray, path: str | os.PathLike[str], *, quality: in
         raise ValueError(f"{path}: unknown image suffix '{path.suffix}'")
     if image_format != "PNG" and pixels.dtype != np.uint8:
         raise ValueError(f"{path}: {pixels.dtype} pixels can only be written as PNG")
-    if image_format == "JPEG" and pixels.shape[2] in (2, 4):
-        raise ValueError(f"{path}: JPEG cannot store an alpha channel; write PNG")
+    if image_format not in ALPHA_FORMATS and pixels.shape[2] in (2, 4):
+        raise ValueError(f"{path}: {image_format} cannot store an alpha channel; write PNG")
     with atomic_path(path) as temporary, open(temporary, "wb") as file:
         if image_format == "PNG":
             write_png(pixels, file)
         else:
-            Image.fromarray(pixels.squeeze(2) if pixels.shape[2] == 1 else pixels).save(
-                file, format=image_format, quality=quality)
+            _pil_image(pixels).save(file, format=image_format, quality=quality)
 
 
 PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> gray, gray + alpha, RGB, RGBA

@@ -14,7 +14,17 @@ from PIL import Image
 from skimage import data
 
 from sr_toolkit.errors import DataError
-from sr_toolkit.imageio import list_images, read_image, save_image, to_uint8
+from sr_toolkit.imageio import (
+    composite,
+    decode_image,
+    from_pil,
+    list_images,
+    match_channels,
+    read_image,
+    save_image,
+    split_alpha,
+    to_uint8,
+)
 
 
 @pytest.fixture(scope="module")
@@ -102,26 +112,127 @@ def test_32bit_integer_tiff_read_as_16bit_scale(tmp_path: Path) -> None:
     np.testing.assert_allclose(x[0, 0].numpy(), [0, 1000 / 65535, 1, 1], atol=1e-7)
 
 
-def _png_16bit_rgb(path: Path, rgb: np.ndarray) -> None:
-    """Write a 16-bit RGB PNG by hand (Pillow cannot write one)."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        body = kind + payload
-        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
-
-    height, width, _ = rgb.shape
-    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in rgb)
-    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
-    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    body = kind + payload
+    return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
 
 
-def test_16bit_rgb_png_is_read_to_8_bits(tmp_path: Path, photo: np.ndarray) -> None:
-    deep = photo.astype(np.uint16) * 257 + 100
-    _png_16bit_rgb(tmp_path / "rgb16.png", deep)
-    x = read_image(tmp_path / "rgb16.png")
-    assert x.shape == (3, 40, 60)
-    np.testing.assert_allclose(as_array(x), (deep >> 8) / 255, atol=1e-7)  # Pillow keeps the high byte
+def _png_16bit(path: Path, pixels: np.ndarray, colour_type: int, extra: bytes = b"") -> None:
+    """Write (H, W, C) 16-bit samples as a PNG by hand (Pillow cannot write 16-bit colour); ``extra``
+    chunks go before the image data."""
+    height, width, _ = pixels.shape
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels)
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    chunks = _png_chunk(b"IHDR", header) + extra + _png_chunk(b"IDAT", zlib.compress(rows))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks + _png_chunk(b"IEND", b""))
+
+
+def _deep(photo: np.ndarray) -> np.ndarray:
+    """A photo on the 16-bit scale with low bytes that 8 bits cannot hold."""
+    return photo.astype(np.uint16) * 257 + np.arange(photo.size, dtype=np.uint16).reshape(photo.shape) % 200
+
+
+@pytest.mark.parametrize("colour_type, channels", [(2, 3), (6, 4), (4, 2)])
+def test_16bit_colour_and_alpha_pngs_keep_full_precision(
+    tmp_path: Path, photo: np.ndarray, colour_type: int, channels: int
+) -> None:
+    deep = _deep(np.dstack([photo, photo[..., :1]])[..., :channels])
+    _png_16bit(tmp_path / "deep.png", deep, colour_type)
+    pixels, bits = decode_image(tmp_path / "deep.png")
+    assert bits == 16 and pixels.shape == (channels, 40, 60)
+    np.testing.assert_allclose(as_array(pixels), deep / 65535, rtol=0, atol=1e-7)
+    rgb = read_image(tmp_path / "deep.png")  # was Pillow's high byte: (deep >> 8) / 255
+    expected_rgb = deep[..., :1].repeat(3, axis=2) if channels == 2 else deep[..., :3]
+    np.testing.assert_allclose(as_array(rgb), expected_rgb / 65535, rtol=0, atol=1e-7)
+
+
+def test_16bit_colour_png_orientation_key_and_truncation(tmp_path: Path, photo: np.ndarray) -> None:
+    deep = _deep(photo)
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08\x00\x01" + struct.pack(">HHII", 0x0112, 3, 1, 6 << 16) + b"\x00" * 4
+    _png_16bit(tmp_path / "rotated.png", deep, 2, _png_chunk(b"eXIf", tiff))  # orientation 6
+    pixels, _ = decode_image(tmp_path / "rotated.png")
+    np.testing.assert_allclose(as_array(pixels), np.rot90(deep, -1) / 65535, rtol=0, atol=1e-7)
+
+    key = deep[0, 0]
+    _png_16bit(tmp_path / "keyed.png", deep, 2, _png_chunk(b"tRNS", key.astype(">u2").tobytes()))
+    pixels, bits = decode_image(tmp_path / "keyed.png")
+    assert bits == 16 and pixels.shape == (4, 40, 60)
+    np.testing.assert_array_equal(pixels[3].numpy(), np.any(deep != key, axis=2).astype(np.float32))
+    assert pixels[3, 0, 0] == 0 and pixels[3].sum() == 40 * 60 - 1
+
+    whole = (tmp_path / "keyed.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match="truncated or corrupt") as error:
+        decode_image(tmp_path / "cut.png")
+    assert str(tmp_path / "cut.png") in str(error.value) and "\n" not in str(error.value)
+
+
+def _pil_kinds(photo: np.ndarray) -> dict[str, Image.Image]:
+    gray = np.asarray(Image.fromarray(photo).convert("L"))
+    keyed16 = Image.fromarray(gray.astype(np.uint16) * 257)
+    keyed16.info["transparency"] = int(gray[0, 0]) * 257
+    palette_with_key = Image.fromarray(photo).quantize(colors=8)
+    palette_with_key.info["transparency"] = 0
+    return {
+        "L": Image.fromarray(gray),
+        "LA": Image.fromarray(np.dstack([gray, 255 - gray])),
+        "1": Image.fromarray(gray).convert("1"),
+        "RGB": Image.fromarray(photo),
+        "RGBA": Image.fromarray(photo).convert("RGBA"),
+        "P": Image.fromarray(photo).quantize(colors=8),
+        "P+key": palette_with_key,
+        "CMYK": Image.fromarray(photo).convert("CMYK"),
+        "I;16": Image.fromarray(gray.astype(np.uint16) * 257),
+        "I;16+key": keyed16,
+        "I": Image.fromarray(gray.astype(np.int32) * 257),
+    }
+
+
+@pytest.mark.parametrize("kind, channels, bits", [
+    ("L", 1, 8), ("LA", 2, 8), ("1", 1, 8), ("RGB", 3, 8), ("RGBA", 4, 8), ("P", 3, 8), ("P+key", 4, 8),
+    ("CMYK", 3, 8), ("I;16", 1, 16), ("I;16+key", 2, 16), ("I", 1, 16),
+])
+def test_from_pil_keeps_the_channels_and_bits(photo: np.ndarray, kind: str, channels: int, bits: int) -> None:
+    image = _pil_kinds(photo)[kind]
+    pixels, found_bits = from_pil(image)
+    assert pixels.shape == (channels, 40, 60) and found_bits == bits
+    colour, alpha = split_alpha(pixels)
+    rgb = np.asarray(image.convert("RGBA" if alpha is not None else "RGB"), dtype=np.float64) / 255
+    if bits == 16:  # Pillow converts I;16 to 8 bits by clipping, not scaling: compare with the samples
+        np.testing.assert_allclose(colour[0].numpy(), np.asarray(image) / 65535, rtol=0, atol=1e-7)
+    else:
+        expected = rgb[..., :1] if channels <= 2 else rgb[..., :3]
+        np.testing.assert_allclose(as_array(colour), expected, rtol=0, atol=1e-7)
+    if kind == "I;16+key":
+        np.testing.assert_array_equal(alpha[0].numpy(), np.asarray(image) != image.info["transparency"])
+    elif alpha is not None:
+        np.testing.assert_allclose(alpha[0].numpy(), rgb[..., 3], rtol=0, atol=1e-7)
+
+
+def test_float_images_are_refused(tmp_path: Path) -> None:
+    image = Image.fromarray(np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match="32-bit float"):
+        from_pil(image)
+    image.save(tmp_path / "float.tif")
+    with pytest.raises(DataError, match="32-bit float") as error:
+        read_image(tmp_path / "float.tif")
+    assert str(tmp_path / "float.tif") in str(error.value)
+
+
+def test_channel_helpers() -> None:
+    gray = torch.tensor([[[0.25, 0.5]]])  # (1, 1, 2)
+    assert match_channels(gray, 3).tolist() == [[[0.25, 0.5]]] * 3
+    assert match_channels(gray[None], 3).shape == (1, 3, 1, 2)
+    rgb = torch.tensor([[[0.0]], [[0.3]], [[0.9]]])
+    torch.testing.assert_close(match_channels(rgb, 1), torch.tensor([[[0.4]]]))
+    assert match_channels(rgb, 3) is rgb
+    rgba = torch.cat([rgb, torch.tensor([[[0.5]]])])
+    colour, alpha = split_alpha(rgba)
+    assert torch.equal(colour, rgb) and alpha.tolist() == [[[0.5]]]
+    assert split_alpha(rgb) == (rgb, None)
+    torch.testing.assert_close(composite(rgba, 1.0), torch.tensor([[[0.5]], [[0.65]], [[0.95]]]))
+    torch.testing.assert_close(composite(rgba[None], 0.0), torch.tensor([[[[0.0]], [[0.15]], [[0.45]]]]))
+    assert composite(rgb, 1.0) is rgb
 
 
 def test_cmyk_tiff(tmp_path: Path, photo: np.ndarray) -> None:

@@ -1,4 +1,4 @@
-"""tools/upscale.py and the Python API: names kept, alpha, EXIF, 16-bit, bad inputs, bombs, tiling."""
+"""tools/upscale.py and the Python API: names kept, alpha, kinds kept, EXIF, 16-bit, bad inputs, bombs, tiling."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import torch
 from PIL import Image, ImageOps
 
 import sr_toolkit
-from sr_toolkit.imageio import read_image, to_uint8
-from sr_toolkit.inference import save_pixels
+from sr_toolkit.imageio import decode_image, read_image, to_uint8
+from sr_toolkit.inference import fill_hidden, save_pixels
 from sr_toolkit.model_file import save_model
 from sr_toolkit.recipe import load_recipe
 from sr_toolkit.registry import MODELS
@@ -77,6 +77,13 @@ def expected_pixels(model: torch.nn.Module, rgb: torch.Tensor) -> np.ndarray:
         return to_uint8(model(rgb[None])[0]).permute(1, 2, 0).numpy()
 
 
+def gray_output(model: torch.nn.Module, gray: torch.Tensor) -> np.ndarray:
+    """The model's output for a (1, H, W) gray image given as three equal channels: the mean of its
+    three output channels, each clamped to [0, 1], as float (H, W)."""
+    with torch.no_grad():
+        return model(gray.expand(3, -1, -1)[None])[0].clamp(0, 1).mean(0).numpy()
+
+
 def assert_same_image(path: Path, expected: np.ndarray) -> None:
     written = np.asarray(Image.open(path)).astype(int)
     assert written.shape == expected.shape
@@ -108,7 +115,7 @@ def test_files_and_folders_keep_their_names(tmp_path: Path, x4_file: Path, x4: t
 
 def test_alpha_is_resized_apart_from_the_colours(tmp_path: Path, x4_file: Path, x4: torch.nn.Module) -> None:
     image = np.asarray(photo(20, 16, "RGBA")).copy()
-    image[..., 3] = np.linspace(0, 255, 20, dtype=np.uint8)[None, :]  # a horizontal transparency ramp
+    image[..., 3] = np.linspace(1, 255, 20, dtype=np.uint8)[None, :]  # a horizontal ramp, nothing hidden
     Image.fromarray(image).save(tmp_path / "ramp.png")
     assert run(x4_file, tmp_path / "ramp.png", "--out", tmp_path / "out") == 0
     written = Image.open(tmp_path / "out" / "ramp.png")
@@ -135,16 +142,19 @@ def test_16bit_inputs_and_16bit_outputs(tmp_path: Path, x4_file: Path, x4: torch
     gray = (np.asarray(photo(24, 20, "L")).astype(np.uint16) * 257 + 100).astype(np.uint16)
     Image.fromarray(gray).save(tmp_path / "deep.png")
     assert Image.open(tmp_path / "deep.png").mode == "I;16"
-    assert run(x4_file, tmp_path / "deep.png", "--out", tmp_path / "out8") == 0
-    assert run(x4_file, tmp_path / "deep.png", "--out", tmp_path / "out16", "--16bit") == 0
-    reference = expected_pixels(x4, read_image(tmp_path / "deep.png"))
-    assert_same_image(tmp_path / "out8" / "deep.png", reference)
-    deep = (tmp_path / "out16" / "deep.png").read_bytes()
-    assert deep[24] == 16  # the IHDR bit depth
+    photo(24, 20).save(tmp_path / "shallow.png")
+    assert run(x4_file, tmp_path / "deep.png", "--out", tmp_path / "out") == 0
+    assert run(x4_file, tmp_path / "shallow.png", "--out", tmp_path / "out16", "--16bit") == 0
+    written = Image.open(tmp_path / "out" / "deep.png")
+    assert written.mode == "I;16"  # 16-bit gray in, 16-bit gray out, without --16bit
+    gray_out = np.round(gray_output(x4, read_image(tmp_path / "deep.png", mode="keep")) * 65535)
+    assert np.abs(np.asarray(written).astype(int) - gray_out).max() <= 1
+    assert (tmp_path / "out16" / "shallow.png").read_bytes()[24:26] == bytes([16, 2])  # IHDR: 16-bit RGB
     with torch.no_grad():
-        full = x4(read_image(tmp_path / "deep.png")[None])[0].clamp(0, 1).permute(1, 2, 0).numpy()
-    high_bytes = np.asarray(Image.open(tmp_path / "out16" / "deep.png")).astype(int)  # Pillow keeps 8 bits
-    assert np.abs(high_bytes - np.round(full * 65535) // 256).max() <= 1
+        full = x4(read_image(tmp_path / "shallow.png")[None])[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    deep_out = decode_image(tmp_path / "out16" / "shallow.png")
+    assert deep_out.bits == 16
+    assert np.abs(np.round(deep_out.pixels.permute(1, 2, 0).numpy() * 65535) - np.round(full * 65535)).max() <= 1
 
 
 def test_restoration_keeps_the_size_and_pads_for_the_autoencoder(tmp_path: Path) -> None:
@@ -257,8 +267,8 @@ def test_python_api_runs_in_eval_mode_and_restores_training_mode(x4: torch.nn.Mo
         x4.eval()
     with pytest.raises(TypeError, match="PIL image or a float tensor"):
         sr_toolkit.upscale(x4, torch.zeros(3, 8, 8, dtype=torch.uint8))
-    with pytest.raises(ValueError, match="3 or 4"):
-        sr_toolkit.upscale(x4, torch.rand(2, 8, 8))
+    with pytest.raises(ValueError, match="1 to 4 channels"):
+        sr_toolkit.upscale(x4, torch.rand(5, 8, 8))
 
 
 def test_import_sr_toolkit_stays_light() -> None:
@@ -296,3 +306,194 @@ def test_write_png_round_trips_through_pillow(tmp_path: Path, channels: int, dty
     save_pixels(pixels, tmp_path / "out.png")
     decoded = np.asarray(Image.open(tmp_path / "out.png"))
     assert np.array_equal(decoded.reshape(pixels.shape), pixels)
+
+
+# --- colour under alpha 0 ------------------------------------------------------------------------
+
+
+def disc_alpha(width: int, height: int) -> np.ndarray:
+    """uint8 (H, W) alpha: an opaque disc with a half-transparent rim, 0 around it."""
+    yy, xx = np.mgrid[:height, :width]
+    distance = np.hypot(yy - (height - 1) / 2, xx - (width - 1) / 2)
+    return np.select([distance < 6, distance < 7], [255, 128], 0).astype(np.uint8)
+
+
+def over(rgba: np.ndarray, background: int) -> np.ndarray:
+    """8-bit RGBA (H, W, 4) laid over a uniform 8-bit background, as float (H, W, 3) levels."""
+    alpha = rgba[..., 3:] / 255
+    return rgba[..., :3] * alpha + background * (1 - alpha)
+
+
+def test_colour_under_alpha_0_has_no_influence(tmp_path: Path, x4_file: Path, x4: torch.nn.Module) -> None:
+    alpha = disc_alpha(24, 20)
+    shape = np.asarray(photo(24, 20)).copy()
+    hidden_colours = {"black": 0, "white": 255,
+                      "noise": np.random.default_rng(0).integers(0, 256, shape.shape, dtype=np.uint8)}
+    images = {}
+    for name, hidden in hidden_colours.items():
+        rgb = np.where(alpha[..., None] == 0, hidden, shape).astype(np.uint8)
+        images[name] = Image.fromarray(np.dstack([rgb, alpha]))
+        images[name].save(tmp_path / f"{name}.png")
+    assert run(x4_file, *(tmp_path / f"{name}.png" for name in images), "--out", tmp_path / "out") == 0
+    written = {name: np.asarray(Image.open(tmp_path / "out" / f"{name}.png")) for name in images}
+    assert written["black"].shape == (80, 96, 4)
+    for name in ("white", "noise"):  # unfilled, these differed by up to 48 levels (this model)
+        for background in (255, 0):
+            assert np.array_equal(over(written[name], background), over(written["black"], background))
+        assert np.array_equal(written[name], written["black"])
+        api = np.asarray(sr_toolkit.upscale(x4, images[name], tile=8))
+        assert np.abs(api.astype(int) - written["black"]).max() <= 1  # tiled: float rounding only
+
+
+def test_transparent_edges_take_the_shapes_colour(tmp_path: Path, x4_file: Path, x4: torch.nn.Module) -> None:
+    """A flat orange disc on black under alpha 0: its edges are orange, not darkened by the black."""
+    alpha = disc_alpha(24, 20)
+    orange = np.zeros((20, 24, 3), np.uint8) + np.array([230, 120, 40], np.uint8)
+    Image.fromarray(np.dstack([orange * (alpha[..., None] > 0), alpha])).save(tmp_path / "disc.png")
+    assert run(x4_file, tmp_path / "disc.png", "--out", tmp_path / "out") == 0
+    written = np.asarray(Image.open(tmp_path / "out" / "disc.png")).astype(int)
+    flat = expected_pixels(x4, as_tensor(orange))  # the plain RGB path on an all-orange image
+    visible = written[..., 3] > 0
+    assert visible.sum() > 0.1 * visible.size
+    assert np.abs(written[..., :3] - flat)[visible].max() <= 1  # the fill's float rounding
+    resized = to_uint8(imresize(torch.from_numpy(alpha / np.float32(255))[None], scale=4).clamp(0, 1))[0]
+    assert np.array_equal(written[..., 3], resized.numpy())
+
+
+def test_fill_hidden_blends_the_visible_colours() -> None:
+    colour = torch.tensor([[[[0.2, 0.9, 0.7, 0.6]]]])
+    alpha = torch.tensor([[[[1.0, 0.0, 0.0, 0.5]]]])
+    filled = fill_hidden(colour, alpha)  # 2x2 means 0.2 and 0.6, bilinearly interpolated between
+    torch.testing.assert_close(filled, torch.tensor([[[[0.2, 0.3, 0.5, 0.6]]]]), rtol=0, atol=1e-7)
+    square = torch.tensor([[[[0.8, 0.1], [0.5, 0.3]]]])
+    corner = torch.tensor([[[[0.0, 0.0], [0.0, 1.0]]]])
+    torch.testing.assert_close(fill_hidden(square, corner), torch.full((1, 1, 2, 2), 0.3), rtol=0, atol=1e-7)
+    assert fill_hidden(square, torch.zeros_like(corner)).tolist() == [[[[0.0, 0.0], [0.0, 0.0]]]]
+    assert fill_hidden(square, torch.ones_like(corner)) is square
+
+
+# --- outputs keep the input's kind -----------------------------------------------------------------
+
+
+def test_opaque_alpha_gives_exactly_the_colours_without_it(tmp_path: Path, x4_file: Path,
+                                                           x4: torch.nn.Module) -> None:
+    rgb, gray = photo(24, 20), photo(24, 20, "L")
+    for name, image in {"rgb": rgb, "rgba": rgb.convert("RGBA"), "l": gray, "la": gray.convert("LA")}.items():
+        image.save(tmp_path / f"{name}.png")
+    names = ("rgb", "rgba", "l", "la")
+    assert run(x4_file, *(tmp_path / f"{name}.png" for name in names), "--out", tmp_path / "out") == 0
+    written = {name: Image.open(tmp_path / "out" / f"{name}.png") for name in names}
+    assert [written[name].mode for name in names] == ["RGB", "RGBA", "L", "LA"]
+    pixels = {name: np.asarray(image) for name, image in written.items()}
+    assert np.array_equal(pixels["rgba"][..., :3], pixels["rgb"]) and (pixels["rgba"][..., 3] == 255).all()
+    assert np.array_equal(pixels["la"][..., 0], pixels["l"]) and (pixels["la"][..., 1] == 255).all()
+    api = {name: np.asarray(sr_toolkit.upscale(x4, image)) for name, image in
+           {"rgb": rgb, "rgba": rgb.convert("RGBA")}.items()}
+    assert np.array_equal(api["rgba"][..., :3], api["rgb"]) and (api["rgba"][..., 3] == 255).all()
+
+
+def ramp(width: int, height: int) -> np.ndarray:
+    """uint8 (H, W) alpha from 1 to 255 across: every pixel visible, so nothing is filled."""
+    return np.tile(np.linspace(1, 255, width).astype(np.uint8), (height, 1))
+
+
+def kind_inputs(width: int, height: int) -> dict[str, np.ndarray]:
+    """Input pixels (H, W, C), uint8 or uint16, by kind."""
+    rgb, gray = np.asarray(photo(width, height)), np.asarray(photo(width, height, "L"))
+    deep = rgb.astype(np.uint16) * 257 + np.arange(rgb.size, dtype=np.uint16).reshape(rgb.shape) % 250
+    alpha = ramp(width, height)[..., None]
+    return {"L": gray[..., None], "LA": np.dstack([gray, alpha]), "RGB": rgb, "RGBA": np.dstack([rgb, alpha]),
+            "L16": deep[..., :1], "LA16": np.dstack([deep[..., :1], alpha.astype(np.uint16) * 257]),
+            "RGB16": deep, "RGBA16": np.dstack([deep, alpha.astype(np.uint16) * 257])}
+
+
+def scaled(pixels: np.ndarray) -> torch.Tensor:
+    """(H, W, C) integer pixels as float (C, H, W) in [0, 1]."""
+    return torch.from_numpy(pixels.transpose(2, 0, 1) / np.float32(np.iinfo(pixels.dtype).max))
+
+
+def expected_output(model: torch.nn.Module, values: torch.Tensor) -> np.ndarray:
+    """The reference output, float (H, W, C) in [0, 1], for (C, H, W) input in [0, 1]: the model's
+    untiled colour (gray as the mean of three channels), alpha resized alone by bicubic."""
+    colour, alpha = (values[:-1], values[-1:]) if values.shape[0] in (2, 4) else (values, None)
+    if colour.shape[0] == 1:
+        result = gray_output(model, colour)[..., None]
+    else:
+        with torch.no_grad():
+            result = model(colour[None])[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    if alpha is not None:
+        result = np.dstack([result, imresize(alpha, scale=4).clamp(0, 1)[0].numpy()])
+    return result
+
+
+@pytest.mark.parametrize("kind, depth, colour_type", [
+    ("L", 8, 0), ("LA", 8, 4), ("RGB", 8, 2), ("RGBA", 8, 6),
+    ("L16", 16, 0), ("LA16", 16, 4), ("RGB16", 16, 2), ("RGBA16", 16, 6),
+])
+def test_outputs_keep_the_inputs_kind(tmp_path: Path, x4_file: Path, x4: torch.nn.Module, kind: str, depth: int,
+                                      colour_type: int) -> None:
+    pixels = kind_inputs(24, 20)[kind]
+    save_pixels(pixels, tmp_path / "in.png")
+    assert (tmp_path / "in.png").read_bytes()[24:26] == bytes([depth, colour_type])
+    assert run(x4_file, tmp_path / "in.png", "--out", tmp_path / "out") == 0
+    assert (tmp_path / "out" / "in.png").read_bytes()[24:26] == bytes([depth, colour_type])  # IHDR
+    top = 2**depth - 1
+    written = np.round(decode_image(tmp_path / "out" / "in.png").pixels.permute(1, 2, 0).numpy() * top)
+    expected = np.round(expected_output(x4, scaled(pixels)) * top)
+    assert written.shape == expected.shape == (80, 96, pixels.shape[2])
+    assert np.abs(written - expected).max() <= 1
+
+
+@pytest.mark.parametrize("kind, mode", [("P", "RGB"), ("P+key", "RGBA")])
+def test_palette_inputs_give_rgb_or_rgba(tmp_path: Path, x4_file: Path, kind: str, mode: str) -> None:
+    palette = photo(24, 20).quantize(colors=16)
+    palette.save(tmp_path / "p.png", **({"transparency": 3} if kind == "P+key" else {}))
+    Image.open(tmp_path / "p.png").convert(mode).save(tmp_path / "converted.png")
+    assert run(x4_file, tmp_path / "p.png", tmp_path / "converted.png", "--out", tmp_path / "out") == 0
+    written = Image.open(tmp_path / "out" / "p.png")
+    assert written.mode == mode  # the palette's colours (and its transparency), as its conversion gives
+    assert np.array_equal(np.asarray(written), np.asarray(Image.open(tmp_path / "out" / "converted.png")))
+    if mode == "RGBA":
+        assert (np.asarray(written)[..., 3] == 0).any() and (np.asarray(written)[..., 3] == 255).any()
+
+
+def test_formats_without_alpha_or_16_bits_warn_once(tmp_path: Path, x4_file: Path, x4: torch.nn.Module,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    inputs = kind_inputs(24, 20)
+    for name in ("RGBA", "LA", "RGB16", "L"):
+        save_pixels(inputs[name], tmp_path / f"{name}.png")
+    files = [tmp_path / f"{name}.png" for name in ("RGBA", "LA", "RGB16")]
+    assert run(x4_file, *files, "--out", tmp_path / "bmp", "--ext", "bmp") == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: BMP cannot store alpha: inputs with alpha are laid over white",
+                        "warning: BMP is written with 8 bits per channel: 16-bit inputs lose their low bits"]
+    for name, mode in [("RGBA", "RGB"), ("LA", "L"), ("RGB16", "RGB")]:
+        written = Image.open(tmp_path / "bmp" / f"{name}.bmp")
+        assert written.mode == mode
+        values = scaled(inputs[name])
+        if name in ("RGBA", "LA"):  # laid over white before the network: as if flattened first
+            values = values[:-1] * values[-1:] + (1 - values[-1:])
+        expected = np.round(expected_output(x4, values) * 255)
+        assert np.abs(np.asarray(written).reshape(expected.shape) - expected).max() <= 1
+    assert run(x4_file, tmp_path / "RGBA.png", tmp_path / "L.png", "--out", tmp_path / "jpg", "--ext", "jpg") == 0
+    assert "JPEG cannot store alpha" in capsys.readouterr().err
+    assert [Image.open(tmp_path / "jpg" / name).mode for name in ("RGBA.jpg", "L.jpg")] == ["RGB", "L"]
+    assert run(x4_file, tmp_path / "RGBA.png", "--out", tmp_path / "webp", "--ext", "webp") == 0
+    assert "warning:" not in capsys.readouterr().err
+    assert Image.open(tmp_path / "webp" / "RGBA.webp").mode == "RGBA"
+
+
+@pytest.mark.parametrize("mode, returned", [
+    ("L", "L"), ("LA", "LA"), ("1", "L"), ("RGB", "RGB"), ("RGBA", "RGBA"), ("P", "RGB"), ("PA", "RGBA"),
+    ("CMYK", "RGB"), ("I;16", "I;16"), ("I", "I;16"),
+])
+def test_python_api_keeps_the_mode(x4: torch.nn.Module, mode: str, returned: str) -> None:
+    gray = np.asarray(photo(24, 20, "L"))
+    image = Image.fromarray(gray.astype(np.uint16) * 257).convert(mode) if mode.startswith("I") \
+        else photo(24, 20, mode)
+    result = sr_toolkit.upscale(x4, image, tile=8)
+    assert result.mode == returned and result.size == (96, 80)
+    if mode in ("L", "I;16"):
+        top = 255 if mode == "L" else 65535
+        expected = np.round(gray_output(x4, torch.from_numpy(np.asarray(image) / np.float32(top))[None]) * top)
+        assert np.abs(np.asarray(result).astype(int) - expected).max() <= 1

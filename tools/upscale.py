@@ -2,15 +2,18 @@
 
 INPUT is any mix of image files and folders (searched recursively). The task and scale come from the
 model file. Outputs keep their names (and, under a folder input, their sub-folders), as PNG unless
-``--ext`` says otherwise. An unreadable input gets one error line and the others still complete; the
-exit code is 1 when any input failed, 2 when the model (or the command line) is unusable.
+``--ext`` says otherwise, and their kind: gray, gray + alpha, RGB or RGBA as the input, 16 bits per
+channel when the input has 16 (or ``--16bit`` asks), else 8. Where the format cannot hold that (JPEG
+and BMP have no alpha, only PNG is written with 16 bits) a warning says so once, and alpha is laid
+over white or 16 bits become 8. An unreadable input gets one error line and the others still
+complete; the exit code is 1 when any input failed, 2 when the model (or the command line) is unusable.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -19,8 +22,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sr_toolkit.errors import DataError, SrToolkitError
-from sr_toolkit.imageio import IMAGE_EXTENSIONS, list_images, read_image
-from sr_toolkit.inference import load_model, model_scale, prepare, save_pixels, upscale_batch
+from sr_toolkit.imageio import IMAGE_EXTENSIONS, Decoded, composite, decode_image, list_images, split_alpha
+from sr_toolkit.inference import ALPHA_FORMATS, load_model, model_scale, prepare, save_pixels, upscale_batch
 from sr_toolkit.tiling import tile_count, tiles_exactly
 
 
@@ -45,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ext", default="png", choices=sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS),
                         help="output format (default: png)")
     parser.add_argument("--16bit", dest="sixteen_bit", action="store_true",
-                        help="write 16-bit PNG (the network's full precision) instead of 8-bit")
+                        help="write 16-bit PNG (the network's full precision) also for 8-bit inputs "
+                             "(16-bit inputs always give 16-bit PNG)")
     parser.add_argument("--max-pixels", type=int, default=None,
                         help="refuse larger inputs (default: Pillow's decompression-bomb limit, "
                              f"{Image.MAX_IMAGE_PIXELS} pixels); raise it for large trusted files")
@@ -80,17 +84,34 @@ def jobs(inputs: list[Path], out: Path, ext: str) -> Iterator[tuple[Path, Path |
             yield path, target, None
 
 
+def fit_format(image: Decoded, ext: str, sixteen_bit: bool,
+               warn: Callable[[str], None]) -> tuple[torch.Tensor, torch.dtype]:
+    """The (C, H, W) pixels in [0, 1] and integer dtype to write ``image`` as an ``ext`` file.
+
+    Alpha is laid over white where the format has none, and 16 bits (the input's, or ``sixteen_bit``)
+    become 8 outside PNG; ``warn`` is told each time (one line, which the caller may say once).
+    """
+    pixels = image.pixels
+    image_format = Image.registered_extensions()[f".{ext}"]
+    if image_format not in ALPHA_FORMATS and split_alpha(pixels)[1] is not None:
+        warn(f"{image_format} cannot store alpha: inputs with alpha are laid over white")
+        pixels = composite(pixels, 1.0)
+    deep = sixteen_bit or image.bits == 16
+    if deep and image_format != "PNG":
+        warn(f"{image_format} is written with 8 bits per channel: 16-bit inputs lose their low bits")
+    return pixels, torch.uint16 if deep and image_format == "PNG" else torch.uint8
+
+
 def process(model: torch.nn.Module, source: Path, target: Path, args: argparse.Namespace,
-            progress: Progress) -> None:
-    """Read, upscale and write one image; raises on failure."""
-    image = read_image(source, mode="RGBA", max_pixels=args.max_pixels)
-    if bool((image[3] == 1).all()):
-        image = image[:3].clone()  # opaque: write RGB, and free the alpha plane
+            progress: Progress, warn: Callable[[str], None]) -> None:
+    """Read, upscale and write one image, keeping its kind as far as ``args.ext`` allows; raises on
+    failure."""
+    image, dtype = fit_format(decode_image(source, max_pixels=args.max_pixels), args.ext, args.sixteen_bit,
+                              warn)
     scale = model_scale(model)
     channels, height, width = image.shape
     # (H, W, C) integer pixels, written through a (C, H, W) view: the file is encoded from it as it is
-    pixels = torch.empty((1, height * scale, width * scale, channels),
-                         dtype=torch.uint16 if args.sixteen_bit else torch.uint8)
+    pixels = torch.empty((1, height * scale, width * scale, channels), dtype=dtype)
     count = tile_count(model, height, width, args.tile)
     tiles = progress.add_task(f"  tiles of {source.name}", total=count, visible=count > 1)
     try:
@@ -108,6 +129,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def say(line: str) -> None:
         console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+    warned: set[str] = set()
+
+    def warn_once(line: str) -> None:
+        if line not in warned:
+            warned.add(line)
+            say(f"warning: {line}")
 
     if args.max_pixels is not None:
         Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, args.max_pixels)
@@ -137,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 if target is None:
                     raise DataError(problem)
                 try:
-                    process(model, source, target, args, progress)
+                    process(model, source, target, args, progress, warn_once)
                 finally:
                     progress.advance(images)
             except (SrToolkitError, ValueError, OSError, torch.cuda.OutOfMemoryError) as exc:
