@@ -33,12 +33,13 @@ from sr_toolkit.errors import DataError, SrToolkitError
 from sr_toolkit.imageio import read_image, to_uint8
 from sr_toolkit.model_file import load_model
 from sr_toolkit.recipe import load_recipe
-from sr_toolkit.resize import imresize, imresize_uint8, modcrop
+from sr_toolkit.resize import imresize_8bit, imresize_uint8, modcrop
 from sr_toolkit.tiling import forward_tiled, tiles_exactly
 from sr_toolkit.weights import WeightsUnavailableError
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
-"""Upscaling baselines: MATLAB ``imresize`` kernels applied to the 8-bit input."""
+"""Upscaling baselines: MATLAB's ``imresize`` of the 8-bit input, bit for bit (rounded to uint8 after
+each pass: :func:`sr_toolkit.resize.imresize_8bit`)."""
 IDENTITY = "input"
 """The restoration baseline: the degraded input itself."""
 METRIC_NAMES = ("psnr", "ssim", "ms_ssim", "lpips", "mse")
@@ -443,8 +444,8 @@ class Evaluation:
         """Every method's 8-bit output for one input, with ``channels`` channels (the target's)."""
         results: dict[str, Tensor] = {}
         for baseline in self.baselines:
-            upscaled = inputs if baseline == IDENTITY else imresize(inputs, scale=self.scale, mode=baseline)
-            results[baseline] = upscaled
+            results[baseline] = (inputs if baseline == IDENTITY
+                                 else imresize_8bit(inputs, scale=self.scale, mode=baseline))
         batch = match_channels(inputs, 3)[None]
         for model_name, model in self.models.items():
             try:

@@ -4,7 +4,8 @@ The SR literature makes its low-resolution inputs with MATLAB's ``imresize(hr, 1
 :func:`imresize` reproduces it (cubic kernel with a = -0.5, the kernel widened by ``1/scale`` when
 shrinking so that it also antialiases, MATLAB's pixel-centre mapping, edge pixels repeated past the
 borders, weights that sum to 1). Each axis is resized by one ``(out, in)`` matrix, so the result is
-differentiable and runs on any device.
+differentiable and runs on any device. :func:`imresize_uint8` also rounds to uint8 after each axis,
+as MATLAB does on a uint8 image, and :func:`imresize_8bit` does that for float images in [0, 1].
 """
 
 from __future__ import annotations
@@ -150,25 +151,45 @@ def imresize_uint8(
 ) -> Tensor:
     """Resize a uint8 tensor (..., H, W) exactly as MATLAB's ``imresize`` resizes a uint8 image.
 
-    Same arguments as :func:`imresize`. MATLAB resizes one axis at a time (the one that shrinks
-    most first, rows on a tie) and rounds to uint8 after each; this does the same in float64, so
-    the result equals MATLAB's bit for bit (the SR benchmarks' LR images were made this way).
+    Same arguments as :func:`imresize`. MATLAB resizes one axis at a time, the one with the smaller
+    scale factor first (rows, i.e. the height, on a tie: ``sort(scale)`` in ``imresize.m``), and
+    rounds to uint8 after each (half away from zero, saturating); upscaling uses the kernel as it is
+    (no widening). This does the same in float64, so the result equals MATLAB's bit for bit (the SR
+    benchmarks' LR images were made this way). Devices without float64 (Apple MPS) compute on the CPU.
     """
     if x.dtype != torch.uint8:
         raise ValueError(f"imresize_uint8 expects a uint8 tensor, got {x.dtype}")
     _check_mode(mode)
-    values = x.double()
+    device = x.device
+    values = (x.cpu() if device.type == "mps" else x).double()
     height, width = x.shape[-2:]
     (out_h, out_w), (scale_h, scale_w) = _output_sizes((height, width), scale, size)
     if mode == "area":
-        return _round_to_uint8(imresize(values, size=(out_h, out_w), mode="area")).to(torch.uint8)
-    rows = _cached_weights(height, out_h, scale_h, mode, antialias).to(x.device)
-    cols = _cached_weights(width, out_w, scale_w, mode, antialias).to(x.device)
+        return _round_to_uint8(imresize(values, size=(out_h, out_w), mode="area")).to(device, torch.uint8)
+    rows = _cached_weights(height, out_h, scale_h, mode, antialias).to(values.device)
+    cols = _cached_weights(width, out_w, scale_w, mode, antialias).to(values.device)
     if scale_h <= scale_w:
         values = _round_to_uint8(_round_to_uint8(rows @ values) @ cols.T)
     else:
         values = _round_to_uint8(rows @ _round_to_uint8(values @ cols.T))
-    return values.to(torch.uint8)
+    return values.to(device, torch.uint8)
+
+
+def imresize_8bit(
+    x: Tensor, scale: float | None = None, size: tuple[int, int] | None = None, mode: Mode = "bicubic"
+) -> Tensor:
+    """Float images (..., H, W) in [0, 1] resized as MATLAB resizes their 8-bit version.
+
+    ``x`` is first rounded to the 256 levels of a uint8 image (clamped, half away from zero, as
+    MATLAB's ``im2uint8``; exact for values already on that grid, such as a decoded 8-bit file),
+    then resized by :func:`imresize_uint8`. Returns floats in [0, 1] on the 8-bit grid, in ``x``'s
+    dtype: ``imresize(im2uint8(x), ...)`` divided by 255. The interpolation baselines of evaluation
+    and validation.
+    """
+    if not torch.is_floating_point(x):
+        raise ValueError(f"imresize_8bit expects a float tensor in [0, 1], got {x.dtype}")
+    levels = _round_to_uint8(x.detach() * 255).to(torch.uint8)
+    return imresize_uint8(levels, scale=scale, size=size, mode=mode).to(x.dtype) / 255
 
 
 def modcrop(x: Tensor, scale: int) -> Tensor:

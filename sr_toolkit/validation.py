@@ -1,4 +1,10 @@
-"""Validation during training: the model against its interpolation (or identity) baseline."""
+"""Validation during training: the model against its interpolation (or identity) baseline.
+
+The baseline of an upscaling model is MATLAB's ``imresize(im2uint8(input), scale, 'bicubic')``, bit
+for bit: the input is quantised to 8 bits as a saved LR file would be (validation quantises every
+input before the model sees it, so this changes nothing there), then upscaled with MATLAB's rounding
+to uint8 after each 1-D pass (:func:`sr_toolkit.resize.imresize_8bit`), as SR papers' baselines are.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from torch.utils.data import Dataset
 
 from sr_toolkit import metrics
 from sr_toolkit.imageio import save_image
-from sr_toolkit.resize import imresize
+from sr_toolkit.resize import imresize_8bit
 
 Degrade = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
 
@@ -54,9 +60,10 @@ class ValidationResult:
 
 
 def baseline(inputs: torch.Tensor, task: str, scale: int) -> torch.Tensor:
-    """What the model must beat: MATLAB-style bicubic upscaling, or the input itself."""
+    """What the model must beat, for (N, C, h, w) inputs in [0, 1]: MATLAB's bicubic upscaling of
+    the inputs quantised to 8 bits, (N, C, scale h, scale w) on the 8-bit grid; or the input itself."""
     if task == "upscale" and scale > 1:
-        return imresize(inputs, scale=scale, mode="bicubic").clamp(0, 1)
+        return imresize_8bit(inputs, scale=scale, mode="bicubic")
     return inputs
 
 

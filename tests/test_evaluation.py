@@ -16,7 +16,7 @@ from PIL import Image
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from sr_toolkit import evaluation, metrics
+from sr_toolkit import evaluation, metrics, validation
 from sr_toolkit.evaluation import Evaluation, Settings, find_pairs, image_seed, model_names
 from sr_toolkit.model_file import save_model
 from sr_toolkit.registry import DEGRADATIONS, MODELS
@@ -158,7 +158,7 @@ def test_lr_folder_is_matched_by_name(tmp_path):
     scores = results["methods"]["bicubic"]["images"]
     assert set(scores) == {"astronaut_HR.png", "coffee.png"}
     for name, key in (("astronaut.png", "astronaut_HR.png"), ("coffee.png", "coffee.png")):
-        upscaled = metrics.quantize(imresize(to_batch(inputs[name]), scale=2))
+        upscaled = imresize_uint8(torch.round(to_batch(inputs[name]) * 255).byte(), scale=2).float() / 255
         target = to_batch(modcropped(photos[name], 2))
         expected = metrics.psnr(upscaled, target, crop_border=2).item()
         assert scores[key]["psnr"] == pytest.approx(expected, abs=1e-9)
@@ -205,6 +205,33 @@ def test_ambiguous_or_missing_lr_files_stop_with_one_line(tmp_path, capsys):
     (lr / "coffee_x2.png").unlink()
     assert error_line(capsys, *common) == (
         f"error: {hr / 'coffee.png'}: no input image named like 'coffee' in {lr}")
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_baselines_are_matlab_imresize_of_the_8bit_input(tmp_path, scale):
+    write_photos(tmp_path / "hr", ["coffee.png", "camera.png"])
+    settings = Settings(tmp_path / "hr", scale=scale, baselines=evaluation.INTERPOLATIONS, device="cpu")
+    for sample in Evaluation(settings).samples():
+        levels = torch.round(sample.input * 255).byte()
+        assert torch.equal(levels.float() / 255, sample.input)  # the input is 8-bit
+        for mode in evaluation.INTERPOLATIONS:
+            expected = imresize_uint8(levels, scale=scale, mode=mode).float() / 255
+            assert torch.equal(sample.outputs[mode], expected), (sample.name, mode)
+            if mode != "nearest":  # rounding once, after both passes, gives other values
+                rounded_once = metrics.quantize(imresize(sample.input, scale=scale, mode=mode))
+                assert not torch.equal(rounded_once, expected), (sample.name, mode)
+        # training validation's baseline is the same bicubic, also of a batch
+        reference = validation.baseline(sample.input[None], "upscale", scale)
+        assert torch.equal(reference, sample.outputs["bicubic"][None])
+
+
+def test_validation_baseline_quantises_its_input_to_8_bits():
+    generator = torch.Generator().manual_seed(0)
+    levels = torch.randint(0, 256, (2, 3, 6, 5), generator=generator, dtype=torch.uint8)
+    off_grid = levels.float() / 255 + torch.rand(2, 3, 6, 5, generator=generator) * 0.0019  # < half a level
+    expected = imresize_uint8(levels, scale=4).float() / 255
+    assert torch.equal(validation.baseline(off_grid, "upscale", 4), expected)
+    assert torch.equal(validation.baseline(off_grid, "restore", 1), off_grid)
 
 
 def test_grayscale_image_is_scored_on_its_own_values(tmp_path):

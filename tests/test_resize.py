@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage import data
 
-from sr_toolkit.resize import imresize, imresize_uint8, modcrop, resize_weights
+from sr_toolkit.resize import imresize, imresize_8bit, imresize_uint8, modcrop, resize_weights
 
 
 def arithmetic_pattern(size: int = 16) -> torch.Tensor:
@@ -227,6 +227,79 @@ def test_uint8_path_rounds_between_passes() -> None:
     assert 0 < (two_pass - rounded_once).abs().max() <= 1
 
 
+# ------------------------------------- uint8 upscaling against an independent two-pass reference
+
+
+def round_half_away_to_uint8(values: np.ndarray) -> np.ndarray:
+    """MATLAB's conversion of doubles to uint8: round half away from zero, then saturate."""
+    return np.clip(np.sign(values) * np.floor(np.abs(values) + 0.5), 0, 255).astype(np.uint8)
+
+
+def axis_matrix(in_size: int, out_size: int, scale: float, mode: str) -> np.ndarray:
+    """The (out, in) weights of one axis, from the per-pixel contributions above (clamped edges)."""
+    matrix = np.zeros((out_size, in_size))
+    for out_index in range(out_size):
+        for index, weight in taps_for(out_index, scale, in_size, mode, antialias=True).items():
+            matrix[out_index, index] += weight
+    return matrix
+
+
+def reference_uint8_resize(
+    image: np.ndarray, out_h: int, out_w: int, mode: str, rows_first: bool | None = None
+) -> np.ndarray:
+    """MATLAB's imresize of a uint8 (H, W) image to (out_h, out_w): one axis at a time, the one with
+    the smaller scale factor first (the height on a tie) unless ``rows_first`` says otherwise,
+    rounded to uint8 after each pass."""
+    (in_h, in_w), (scale_h, scale_w) = image.shape, (out_h / image.shape[0], out_w / image.shape[1])
+    rows, cols = axis_matrix(in_h, out_h, scale_h, mode), axis_matrix(in_w, out_w, scale_w, mode)
+    values = image.astype(np.float64)
+    if rows_first is None:
+        rows_first = scale_h <= scale_w
+    if rows_first:
+        return round_half_away_to_uint8(round_half_away_to_uint8(rows @ values).astype(np.float64) @ cols.T)
+    return round_half_away_to_uint8(rows @ round_half_away_to_uint8(values @ cols.T).astype(np.float64))
+
+
+def random_uint8(height: int = 7, width: int = 9) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (height, width), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear", "nearest"])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_uint8_upscaling_equals_the_two_pass_reference(mode: str, scale: int) -> None:
+    image = random_uint8()
+    expected = reference_uint8_resize(image, 7 * scale, 9 * scale, mode)
+    out = imresize_uint8(torch.from_numpy(image), scale=scale, mode=mode)
+    assert np.array_equal(out.numpy(), expected)
+    as_floats = imresize_8bit(torch.from_numpy(image).float() / 255, scale=scale, mode=mode)
+    assert as_floats.dtype == torch.float32 and torch.equal(as_floats, out.float() / 255)
+    float_once = imresize(torch.from_numpy(image).double(), scale=scale, mode=mode)
+    rounded_once = round_half_away_to_uint8(float_once.numpy())
+    if mode == "nearest":  # copies pixels: nothing to round
+        assert np.array_equal(rounded_once, expected)
+    else:  # what the baselines computed before, and the columns-first order, give other bytes
+        assert 0.03 < np.mean(rounded_once != expected) < 0.5
+        assert not np.array_equal(reference_uint8_resize(image, 7 * scale, 9 * scale, mode, False), expected)
+
+
+@pytest.mark.parametrize("size", [(14, 27), (21, 18)])
+def test_uint8_upscaling_resizes_the_smaller_factor_first(size: tuple[int, int]) -> None:
+    # (14, 27): the height grows x2, the width x3, so rows go first; (21, 18): columns go first.
+    image = random_uint8()
+    expected = reference_uint8_resize(image, *size, "bicubic")
+    assert np.array_equal(imresize_uint8(torch.from_numpy(image), size=size).numpy(), expected)
+    other_order = reference_uint8_resize(image, *size, "bicubic", rows_first=size[0] > 14)
+    assert not np.array_equal(other_order, expected)  # so the order matters on this image
+
+
+def test_upscaling_does_not_widen_the_kernel() -> None:
+    # x4: output pixel 1 sits at input position 0.625; the plain cubic reaches input pixels -1..2.
+    row = resize_weights(8, 32, 4.0)[0]
+    raw = [keys_cubic(0.625 - tap) for tap in (-1, 0, 1, 2)]
+    expected = torch.tensor([raw[0] + raw[1] + raw[2], raw[3], 0, 0, 0, 0, 0, 0], dtype=torch.float64)
+    torch.testing.assert_close(row, expected / sum(raw), rtol=0, atol=1e-15)
+
+
 # ----------------------------------------------------------------- shapes, dtypes, errors
 
 
@@ -291,3 +364,5 @@ def test_wrong_dtypes_raise() -> None:
         imresize(torch.zeros(1, 1, 8, 8, dtype=torch.uint8), scale=0.5)
     with pytest.raises(ValueError, match="uint8"):
         imresize_uint8(torch.zeros(1, 1, 8, 8), scale=0.5)
+    with pytest.raises(ValueError, match="float"):
+        imresize_8bit(torch.zeros(1, 1, 8, 8, dtype=torch.uint8), scale=2)
