@@ -64,6 +64,33 @@ def strip_prefix(prefix: str, tensors: Mapping[str, torch.Tensor]) -> dict[str, 
     return {key[start:]: value for key, value in tensors.items() if key.startswith(prefix + ".")}
 
 
+def describe_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor],
+                      limit: int = 4) -> str:
+    """Every way ``found`` (a file's tensors) differs from ``expected`` (a module's state dict), on
+    one line: tensors whose shapes differ (file against model), then missing and extra names.
+    Empty when they fit."""
+    shapes = [f"{key} {tuple(found[key].shape)} in the file, {tuple(value.shape)} in the model"
+              for key, value in expected.items() if key in found and found[key].shape != value.shape]
+    missing = [key for key in expected if key not in found]
+    extra = [key for key in found if key not in expected]
+    parts = []
+    for label, items in (("shapes differ", shapes), ("missing from the file", missing),
+                         ("not in the model", extra)):
+        if items:
+            more = f"; and {len(items) - limit} more" if len(items) > limit else ""
+            parts.append(f"{label} ({len(items)}): {'; '.join(items[:limit])}{more}")
+    return " | ".join(parts)
+
+
+def load_weights(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], source: str) -> None:
+    """``module.load_state_dict(tensors)`` (strict), or :class:`CheckpointError` naming ``source``
+    and every tensor that does not fit, with both shapes."""
+    problems = describe_mismatch(module.state_dict(), tensors)
+    if problems:
+        raise CheckpointError(f"{source}: does not fit the model: {problems}")
+    module.load_state_dict(tensors)
+
+
 def split_optimizer_state(
     state: Mapping[str, Any], prefix: str = "optimizer"
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -32,6 +32,7 @@ from sr_toolkit.degrade import build_pipeline
 from sr_toolkit.errors import SrToolkitError, TrainingDiverged
 from sr_toolkit.losses import WeightedLoss
 from sr_toolkit.model_file import save_model
+from sr_toolkit.nonfinite import GRADIENTS, NonFiniteWatch, describe, gradients_finite
 from sr_toolkit.plots import plot_curves
 from sr_toolkit.precision import choose_precision
 from sr_toolkit.gan import AdversarialLoss, discriminator_step, generator_step
@@ -92,6 +93,7 @@ class Counters:
     step: int = 0
     elapsed: float = 0.0
     best_psnr: float = -math.inf
+    skipped: int = 0  # updates dropped by on_nonfinite: skip
 
 
 class Trainer:
@@ -143,6 +145,10 @@ class Trainer:
             self.model, self.gan.discriminator, self.optimizer, self.gan.optimizer = self.accelerator.prepare(
                 self.model, self.gan.discriminator, self.optimizer, self.gan.optimizer)
         self.state = Counters()
+        self.watch = NonFiniteWatch(self.device)
+        self.update_skipped = False
+        self.consecutive_skips = 0
+        self.last_validation: tuple[int, ValidationResult | None] | None = None
         if resume_path is not None:
             self._load(resume_path)
         elif recipe["gan"]["init_from"]:
@@ -172,7 +178,7 @@ class Trainer:
         if info.get("model") != self.recipe["model"]:
             raise checkpoint.CheckpointError(
                 f"gan.init_from: {path} holds model {info.get('model')}, this recipe trains {self.recipe['model']}")
-        self.accelerator.unwrap_model(self.model).load_state_dict(tensors)
+        checkpoint.load_weights(self.accelerator.unwrap_model(self.model), tensors, f"gan.init_from: {path}")
         if self.ema is not None:
             self.ema.module.load_state_dict(tensors)
 
@@ -196,23 +202,32 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- the loop
     def fit(self) -> ValidationResult | None:
-        """Train until ``max_steps``, the time budget or a stop signal; then validate and save."""
+        """Train until ``max_steps``, the time budget or a stop signal; save; then validate.
+
+        SIGINT and SIGTERM are handled from the first step to the exit. The first asks the loop to
+        stop, or drops a validation in progress; the trained state (checkpoint and model file) is
+        written right after the last step, before the final validation. A second signal stops at
+        once; files are written atomically, so none is torn.
+        """
+        with StopSignal() as stop:
+            self._train(stop)
+            return self._finish(stop)
+
+    def _train(self, stop: StopSignal) -> None:
         cfg = self.train_cfg
         budget = parse_duration(cfg["max_time"])
         if self.main:
             log.info("precision: %s%s (%s)", self.precision.mixed_precision,
                      " + channels_last" if self.precision.channels_last else "", self.precision.reason)
-        stop = StopSignal()
         batches = self._batches()
         # base rates from the recipe: param_groups hold the last scaled rate after a resume
         schedules = [(self.optimizer, self.recipe["optimizer"]["lr"])]
         if self.gan is not None:
             schedules.append((self.gan.optimizer, self.recipe["gan"]["optimizer"]["lr"]))
-        nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         started = time.perf_counter() - self.state.elapsed
         last_val_seconds = 0.0
         self.model.train()
-        with stop, self._progress() as bar:
+        with self._progress() as bar:
             task = bar.add_task("training", total=cfg["max_steps"], completed=self.state.step, loss=math.nan,
                                 rate=0.0)
             first_step, loop_start = self.state.step, time.perf_counter()
@@ -226,15 +241,16 @@ class Trainer:
                     for group in optimizer.param_groups:
                         group["lr"] = base_lr * factor
                 loss, parts = self._optimizer_step(batches)
-                nonfinite |= ~torch.isfinite(loss)
                 self.state.step += 1
                 self.state.elapsed = time.perf_counter() - started
                 step = self.state.step
                 if step % cfg["log_every"] == 0 or step == cfg["max_steps"]:
-                    self._check_finite(nonfinite, step)
+                    self._check_finite()
                     record = {"step": step, "loss": loss.item(), "lr": schedules[0][1] * factor,
                               "time": round(self.state.elapsed, 3)}
                     record.update({f"loss/{k}": v.item() for k, v in parts.items()})
+                    if cfg["on_nonfinite"] == "skip":
+                        record["skipped_steps"] = self.state.skipped
                     self._log(record)
                     rate = (step - first_step) / (time.perf_counter() - loop_start)
                     bar.update(task, loss=record["loss"], rate=rate)
@@ -243,27 +259,38 @@ class Trainer:
                         bar.update(task, total=min(cfg["max_steps"], max(expected, step)))
                 bar.advance(task)
                 if step % cfg["checkpoint_every"] == 0:
-                    self._check_finite(nonfinite, step)
+                    self._check_finite()
                     self._save_checkpoint(self.folder.checkpoint_path(step))
                     self.folder.prune_checkpoints(cfg["keep_checkpoints"])
                 if self.val_set is not None and step % cfg["val_every"] == 0:
                     tick = time.perf_counter()
-                    self._validate_and_log()
+                    self._validate_unless_stopped(stop)
                     last_val_seconds = time.perf_counter() - tick
             if budget:  # mark the bar finished where the budget ended it
                 bar.update(task, total=self.state.step)
-        self._check_finite(nonfinite, self.state.step)
-        if stop.requested and self.main:
-            log.warning("received %s at step %d: saving and stopping", stop.requested, self.state.step)
-        elif budget and self.state.step < cfg["max_steps"] and self.main:
-            log.info("time budget of %s used at step %d: finishing", cfg["max_time"], self.state.step)
-        return self._finish()
+        self._check_finite()
+        if self.main:
+            if stop.requested:
+                log.warning("received %s at step %d: saving and stopping", stop.requested, self.state.step)
+            elif self.state.step >= cfg["max_steps"]:
+                log.info("reached train.max_steps (%d): finishing", cfg["max_steps"])
+            else:
+                log.info("time budget of %s used at step %d: finishing", cfg["max_time"], self.state.step)
 
     def _optimizer_step(self, batches: Iterator[dict[str, Any]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """One update of the model (and of the discriminator for a GAN), then the EMA."""
+        """One update of the model (and of the discriminator for a GAN), then the EMA. With
+        ``on_nonfinite: skip``, a step where a watched value is NaN or inf makes no further update."""
+        self.watch.start_step()
+        self.update_skipped = False
         loss, parts = self._gan_step(batches) if self.gan else self._pixel_step(batches)
-        if self.ema is not None:
-            self.ema.update_parameters(self.accelerator.unwrap_model(self.model))
+        if self.update_skipped:
+            self._count_skip()
+        else:
+            if self.consecutive_skips:
+                self.watch.reset()
+                self.consecutive_skips = 0
+            if self.ema is not None:
+                self.ema.update_parameters(self.accelerator.unwrap_model(self.model))
         return loss, parts
 
     def _pixel_step(self, batches: Iterator[dict[str, Any]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -274,11 +301,14 @@ class Trainer:
                 inputs, target = self._inputs(batch, micro)
                 output = self.model(inputs)  # prepared: runs under the recipe's autocast, returns fp32
                 loss, parts = self.criterion(output, target)
+                self.watch.observe(parts, self.state.step + 1)
                 self.accelerator.backward(loss)
-                if self.accelerator.sync_gradients and self.train_cfg["grad_clip"]:
-                    self.accelerator.clip_grad_norm_(self.model.parameters(), self.train_cfg["grad_clip"])
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
+                if self.accelerator.sync_gradients:
+                    if self.train_cfg["grad_clip"]:
+                        self.accelerator.clip_grad_norm_(self.model.parameters(), self.train_cfg["grad_clip"])
+                    if self._update_is_finite(self.model, GRADIENTS):
+                        self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
         return loss.detach(), parts
 
     def _gan_step(self, batches: Iterator[dict[str, Any]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -294,21 +324,50 @@ class Trainer:
             with self.accelerator.autocast():  # also covers the content loss's VGG, not only the networks
                 d_loss, result = discriminator_step(self.model, gan.discriminator, gan.adversarial, inputs,
                                                     target, cfg["r1_weight"])
+            self.watch.observe({"d_loss": result.loss}, self.state.step + 1)
             self.accelerator.backward(d_loss)
-            gan.optimizer.step()
+            if self._update_is_finite(gan.discriminator, "d_gradients"):
+                gan.optimizer.step()
             gan.optimizer.zero_grad(set_to_none=True)
             d_parts = {"d_loss": result.loss, "d_real": result.real_mean, "d_fake": result.fake_mean}
         gan.discriminator.requires_grad_(False)
         with self.accelerator.autocast():
             loss, parts = generator_step(self.model, gan.discriminator if adversarial_on else None,
                                          self.criterion, gan.adversarial, cfg["weight"], inputs, target)
+        self.watch.observe(parts, self.state.step + 1)
         self.accelerator.backward(loss)
         gan.discriminator.requires_grad_(True)
         if self.train_cfg["grad_clip"]:
             self.accelerator.clip_grad_norm_(self.model.parameters(), self.train_cfg["grad_clip"])
-        self.optimizer.step()
+        if self._update_is_finite(self.model, GRADIENTS):
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss.detach(), {**parts, **d_parts}
+
+    def _update_is_finite(self, module: torch.nn.Module, name: str) -> bool:
+        """Watch ``module``'s gradients as ``name``; whether to apply the update about to be made.
+
+        Under fp16 loss scaling the gradients are not watched: Accelerate's scaler already skips
+        updates with inf gradients (they are how it finds its scale). With ``on_nonfinite: skip``
+        this waits for the device (one sync per update); with ``stop`` it never does.
+        """
+        if self.accelerator.scaler is None:
+            self.watch.observe({name: gradients_finite(module.parameters())}, self.state.step + 1)
+        if self.train_cfg["on_nonfinite"] == "skip" and self.watch.current_step_bad():
+            self.update_skipped = True
+        return not self.update_skipped
+
+    def _count_skip(self) -> None:
+        """Count a skipped step; stop after ``max_consecutive_skips`` of them in a row."""
+        self.state.skipped += 1
+        self.consecutive_skips += 1
+        limit = self.train_cfg["max_consecutive_skips"]
+        if self.consecutive_skips >= limit:
+            name, first = self.watch.culprit()
+            raise TrainingDiverged(
+                f"{describe(name)} was NaN or inf in {limit} steps in a row (from step {first}, "
+                f"train.max_consecutive_skips: {limit}); training stopped; {self._last_good()}; "
+                "try a lower optimizer.lr, train.grad_clip, or mixed_precision: no")
 
     def _inputs(self, batch: dict[str, Any], micro: int) -> tuple[torch.Tensor, torch.Tensor]:
         target = batch["target"].to(self.device, non_blocking=True)
@@ -322,19 +381,41 @@ class Trainer:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         return inputs, target
 
-    def _check_finite(self, nonfinite: torch.Tensor, step: int) -> None:
-        if not nonfinite.item():
-            return
+    def _last_good(self) -> str:
         saved = self.folder.step_checkpoints()
-        keep = f"the last good checkpoint is {saved[-1]}" if saved else "no checkpoint was written yet"
+        return f"the last good checkpoint is {saved[-1]}" if saved else "no checkpoint was written yet"
+
+    def _check_finite(self) -> None:
+        """With ``on_nonfinite: stop``, raise naming what turned NaN or inf first, and when."""
+        if self.train_cfg["on_nonfinite"] != "stop":
+            return
+        found = self.watch.culprit()
+        if found is None:
+            return
+        name, step = found
         raise TrainingDiverged(
-            f"the loss became NaN or inf by step {step}; training stopped and {keep}; "
-            "try a lower optimizer.lr, train.grad_clip, or mixed_precision: no"
-        )
+            f"{describe(name)} became NaN or inf at step {step}; training stopped and {self._last_good()}; "
+            "try a lower optimizer.lr, train.grad_clip, mixed_precision: no, or train.on_nonfinite: skip")
 
     # --------------------------------------------------------------- validation and output
     def _eval_model(self) -> torch.nn.Module:
         return self.ema.module if self.ema is not None else self.accelerator.unwrap_model(self.model)
+
+    def _validate_unless_stopped(self, stop: StopSignal) -> ValidationResult | None:
+        """Validate (once per step), unless a stop signal came first or comes meanwhile."""
+        if self.last_validation is not None and self.last_validation[0] == self.state.step:
+            return self.last_validation[1]
+        if stop.requested:
+            return None
+        try:
+            with stop.abortable():
+                result = self._validate_and_log()
+        except StopRequested as exc:
+            if self.main:
+                log.warning("received %s during validation at step %d: validation dropped", exc, self.state.step)
+            return None
+        self.last_validation = (self.state.step, result)
+        return result
 
     def _validate_and_log(self) -> ValidationResult | None:
         result = None
@@ -357,12 +438,16 @@ class Trainer:
                 self.accelerator.log({k: v for k, v in record.items() if k != "step" and
                                       isinstance(v, (int, float))}, step=record["step"])
 
-    def _finish(self) -> ValidationResult | None:
-        result = self._validate_and_log() if self.val_set is not None else None
+    def _finish(self, stop: StopSignal) -> ValidationResult | None:
+        """Save the trained state first (checkpoint and model file), then the final validation."""
         if self.main:
-            self._save_checkpoint(self.folder.checkpoint_path(self.state.step))
-            self.folder.prune_checkpoints(self.train_cfg["keep_checkpoints"])
+            final = self.folder.checkpoint_path(self.state.step)
+            if not final.exists():
+                self._save_checkpoint(final)
+                self.folder.prune_checkpoints(self.train_cfg["keep_checkpoints"])
             save_model(self.folder.model, self._eval_model(), self.recipe)
+        result = self._validate_unless_stopped(stop) if self.val_set is not None else None
+        if self.main:
             if result is not None:
                 self.console.print(result.table(f"{self.recipe['name']}: validation after "
                                                 f"{self.state.step} steps"))
@@ -388,6 +473,7 @@ class Trainer:
         tensors.update(optimizer_tensors)
         tensors.update(checkpoint.rng_state())
         meta = {"step": self.state.step, "elapsed": self.state.elapsed, "best_psnr": self.state.best_psnr,
+                "skipped": self.state.skipped,
                 "optimizer": optimizer_meta, "recipe": self.recipe}
         if self.gan is not None:
             discriminator = self.accelerator.unwrap_model(self.gan.discriminator)
@@ -398,37 +484,76 @@ class Trainer:
         checkpoint.atomic_save(tensors, path, meta)
 
     def _load(self, path: Path) -> None:
+        """Restore a checkpoint after checking it was made by this kind of run; writes nothing
+        before every part has loaded."""
         tensors, meta = checkpoint.read(path)
-        try:
-            self.accelerator.unwrap_model(self.model).load_state_dict(checkpoint.strip_prefix("model", tensors))
-            if self.ema is not None:
-                self.ema.load_state_dict(checkpoint.strip_prefix("ema", tensors))
-            if self.gan is not None:
-                self.accelerator.unwrap_model(self.gan.discriminator).load_state_dict(
-                    checkpoint.strip_prefix("discriminator", tensors))
-                checkpoint.load_optimizer_state(self.gan.optimizer, tensors, meta["d_optimizer"], "d_optimizer")
-        except (RuntimeError, KeyError) as exc:
-            raise checkpoint.CheckpointError(
-                f"{path}: does not fit this recipe's model: {str(exc).splitlines()[0]}") from exc
+        self._check_resumable(path, meta.get("recipe", {}))
+        checkpoint.load_weights(self.accelerator.unwrap_model(self.model), checkpoint.strip_prefix("model", tensors),
+                                f"{path} (model)")
+        if self.ema is not None:
+            checkpoint.load_weights(self.ema, checkpoint.strip_prefix("ema", tensors), f"{path} (ema)")
+        if self.gan is not None:
+            checkpoint.load_weights(self.accelerator.unwrap_model(self.gan.discriminator),
+                                    checkpoint.strip_prefix("discriminator", tensors), f"{path} (discriminator)")
+            checkpoint.load_optimizer_state(self.gan.optimizer, tensors, meta["d_optimizer"], "d_optimizer")
         checkpoint.load_optimizer_state(self.optimizer, tensors, meta["optimizer"])
         checkpoint.set_rng_state(tensors)
-        self.state = Counters(meta["step"], meta["elapsed"], meta["best_psnr"])
+        self.state = Counters(meta["step"], meta["elapsed"], meta["best_psnr"], meta.get("skipped", 0))
         if self.main:
             self.folder.truncate_after(self.state.step)
             log.info("resumed from %s at step %d", path, self.state.step)
 
+    def _check_resumable(self, path: Path, saved: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose run had another scale, task, model or discriminator."""
+        ours, theirs = run_kind(self.recipe), run_kind(saved)
+        for key in dict.fromkeys([*ours, *theirs]):
+            if ours.get(key) != theirs.get(key):
+                raise checkpoint.CheckpointError(
+                    f"--resume: {path} was trained with {key} = {theirs.get(key)}, this recipe has "
+                    f"{ours.get(key)}; resume with the run's own recipe.yaml, or start a new run (another name)")
+
+
+def run_kind(recipe: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint can only be resumed with, key by key: scale, task, and every argument of the
+    model and of the discriminator (``model.channels``...)."""
+    kind = {"scale": recipe.get("scale"), "task": recipe.get("task")}
+    specs = {"model": recipe.get("model"), "gan.discriminator": recipe.get("gan", {}).get("discriminator")}
+    for where, spec in specs.items():
+        kind.update({f"{where}.{key}": value for key, value in (spec or {}).items()})
+    return kind
+
+
+class StopRequested(Exception):
+    """Raised by :class:`StopSignal` inside :meth:`StopSignal.abortable`; its message is the signal."""
+
 
 class StopSignal:
-    """Within its ``with`` block, SIGINT and SIGTERM ask the loop to stop instead of killing it."""
+    """Within its ``with`` block, SIGINT and SIGTERM ask the loop to stop instead of killing it.
+
+    The first signal sets :attr:`requested` (and, inside :meth:`abortable`, raises
+    :class:`StopRequested` to drop that work); a second raises ``KeyboardInterrupt`` at once.
+    """
 
     def __init__(self) -> None:
         self.requested: str | None = None
+        self._abortable = False
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
+        if self._abortable:
+            raise StopRequested(self.requested)
+
+    @contextlib.contextmanager
+    def abortable(self) -> Iterator[None]:
+        """Work that the first signal may cut short (validation): nothing depends on its end."""
+        self._abortable = True
+        try:
+            yield
+        finally:
+            self._abortable = False
 
     def __enter__(self) -> StopSignal:
         for signum in (signal.SIGINT, signal.SIGTERM):

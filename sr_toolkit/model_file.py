@@ -32,10 +32,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> torch.nn
         raise checkpoint.CheckpointError(f"{path}: no model spec in its sr_toolkit metadata")
     import_plugins(info.get("recipe", {}).get("plugins", []))
     model = MODELS.build(info["model"], where=f"{path.name}: model")
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise checkpoint.CheckpointError(f"{path}: weights do not fit the model spec: {first}") from exc
+    checkpoint.load_weights(model, tensors, str(path))
     model.sr_info = info
     return model.to(device).eval()

@@ -103,6 +103,9 @@ RECIPE_SCHEMA = Section(
                 "checkpoint_every": Field(int, 500),
                 "keep_checkpoints": Field(int, 2),
                 "tensorboard": Field(bool, False),
+                # a NaN/inf loss term or gradient: stop (naming it), or skip that step's updates
+                "on_nonfinite": Field(Literal["stop", "skip"], "stop"),
+                "max_consecutive_skips": Field(int, 10),  # skip: stop after this many in a row
             }
         ),
         # Adversarial training: set gan.discriminator to train the model as a GAN generator.
@@ -215,17 +218,28 @@ def apply_override(recipe: dict[str, Any], keys: Sequence[str], value: Any) -> N
 
 
 INHERITED_KEYS = ("scale", "seed")
-"""Top-level keys passed to every component that takes an argument of that name and omits it."""
+"""Top-level keys passed to every component that takes an argument of that name and omits it.
+A component's own ``scale`` must equal the top level's (see :func:`check_scales`)."""
+
+SPLITS = ("train", "val")
+"""``data.train`` and ``data.val``: a dataset there that takes a ``split`` and omits it gets its key,
+so ``data.val: {type: image_folder, root: DIR}`` scores whole validation images."""
 
 
-def component_specs(raw: Mapping[str, Any]) -> list[tuple[Registry, Any]]:
-    """The component mappings of a raw recipe, each with the registry that builds it."""
+def component_specs(raw: Mapping[str, Any]) -> list[tuple[str, Registry, Any]]:
+    """The component mappings of a recipe, each with its key path and the registry that builds it."""
     data = raw.get("data") if isinstance(raw.get("data"), Mapping) else {}
-    specs: list[tuple[Registry, Any]] = [(MODELS, raw.get("model"))]
-    specs += [(DATASETS, data.get(split)) for split in ("train", "val")]
+    specs: list[tuple[str, Registry, Any]] = [("model", MODELS, raw.get("model"))]
+    gan = raw.get("gan") if isinstance(raw.get("gan"), Mapping) else {}
+    if gan.get("discriminator") is not None:
+        specs.append(("gan.discriminator", MODELS, gan["discriminator"]))
+    specs += [(f"data.{split}", DATASETS, data.get(split)) for split in SPLITS]
     for key, registry in (("degradation", DEGRADATIONS), ("loss", LOSSES)):
         items = raw.get(key)
-        specs += [(registry, item) for item in (items if isinstance(items, list) else [items])]
+        if isinstance(items, list):
+            specs += [(f"{key}.{index}", registry, item) for index, item in enumerate(items)]
+        else:
+            specs.append((key, registry, items))
     return specs
 
 
@@ -235,19 +249,49 @@ def fill_component_defaults(raw: dict[str, Any]) -> None:
     data = raw.setdefault("data", {})
     if isinstance(data, dict):
         for split, node in RECIPE_SCHEMA.fields["data"].fields.items():
-            if split in ("train", "val") and split not in data:
+            if split in SPLITS and split not in data:
                 data[split] = node.default()
 
 
+def accepted_arguments(registry: Registry, spec: Any) -> dict[str, Any]:
+    """The arguments the component ``spec`` names takes (empty if missing or unknown: validation
+    reports those)."""
+    if not isinstance(spec, dict) or spec.get("type") not in registry:
+        return {}
+    return parameters(registry.get(spec["type"]).factory) or {}
+
+
 def inherit_globals(raw: dict[str, Any]) -> None:
-    """Give each component the recipe's ``scale`` and ``seed`` when it takes them and omits them."""
-    for registry, spec in component_specs(raw):
-        if not isinstance(spec, dict) or spec.get("type") not in registry:
-            continue  # missing or unknown: validation reports it
-        accepted = parameters(registry.get(spec["type"]).factory) or {}
+    """Give each component the recipe's ``scale`` and ``seed``, and each dataset its ``split``,
+    when it takes them and omits them."""
+    for where, registry, spec in component_specs(raw):
+        accepted = accepted_arguments(registry, spec)
         for key in INHERITED_KEYS:
             if key in raw and key in accepted and key not in spec:
                 spec[key] = raw[key]
+        split = where.removeprefix("data.")
+        if registry is DATASETS and split in SPLITS and "split" in accepted and "split" not in spec:
+            spec["split"] = split
+
+
+def check_scales(recipe: Mapping[str, Any]) -> None:
+    """Refuse a component whose ``scale`` differs from the recipe's: the network, the data and the
+    degradation must agree on one factor (an override of ``scale`` reaches every component that
+    inherits it; one that spells another value would fail later, in validation)."""
+    for where, _, spec in component_specs(recipe):
+        if isinstance(spec, dict) and "scale" in spec and spec["scale"] != recipe["scale"]:
+            raise RecipeError(f"{where}.scale: {spec['scale']} conflicts with the recipe's scale: "
+                              f"{recipe['scale']}; leave {where}.scale out (it inherits scale) or make them equal")
+
+
+def blame_override(message: str, overrides: Sequence[str]) -> str | None:
+    """The command-line override that an error at ``message``'s key path comes from, if any."""
+    where = message.split(":", 1)[0]
+    for text in reversed(overrides):
+        key = text.partition("=")[0]
+        if where == key or where.startswith(key + ".") or key.startswith(where + "."):
+            return text
+    return None
 
 
 def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -264,8 +308,10 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
     inherit_globals(raw)
     try:
         recipe = RECIPE_SCHEMA.resolve(raw, "")
+        check_scales(recipe)
     except RecipeError as exc:
-        raise RecipeError(f"{path}: {exc}") from exc
+        override = blame_override(str(exc), overrides)
+        raise RecipeError(f"{f'override {override}' if override else path}: {exc}") from exc
     recipe["name"] = recipe["name"] or path.stem
     recipe["output_dir"] = recipe["output_dir"] or str(Path("runs") / recipe["name"])
     if recipe["validation"]["crop_border"] is None:
@@ -274,5 +320,12 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
 
 
 def dump_recipe(recipe: Mapping[str, Any]) -> str:
-    """The recipe as YAML text, keys in schema order."""
-    return yaml.safe_dump(dict(recipe), sort_keys=False, default_flow_style=None)
+    """The recipe as YAML text, keys in schema order. A component's ``scale`` or ``seed`` equal to
+    the top level's is left out: it inherits it again when the text is loaded, so an override of
+    the top-level value on a saved recipe reaches every component."""
+    recipe = copy.deepcopy(dict(recipe))
+    for _, _, spec in component_specs(recipe):
+        for key in INHERITED_KEYS:
+            if isinstance(spec, dict) and key in spec and spec[key] == recipe.get(key):
+                del spec[key]
+    return yaml.safe_dump(recipe, sort_keys=False, default_flow_style=None)

@@ -119,7 +119,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, tiny:
                 loss = torch.mean((output - target) ** 2)
                 return loss * float("nan") if self.calls > 3 else loss
     '''))
-    with pytest.raises(TrainingDiverged, match="NaN or inf by step 4.*last good checkpoint is .*step_0000002"):
+    with pytest.raises(TrainingDiverged, match="loss term .nan_after_3. became NaN or inf at step 4.*last good checkpoint is .*step_0000002"):
         train(tiny, f"plugins=[{plugin}]", "loss=[{type: nan_after_3}]")
     run = tmp_path / "run"
     assert not (run / "model.safetensors").exists()
@@ -267,3 +267,43 @@ def test_edsr_recipe_trains_on_a_folder_of_photos(tmp_path: Path) -> None:
     assert max(steps) == 4
     with torch.no_grad():
         assert load_model(run / "model.safetensors")(torch.rand(1, 3, 10, 12)).shape == (1, 3, 40, 48)
+
+
+def test_resume_refuses_another_scale_or_model_before_writing(tiny: Path, tmp_path: Path) -> None:
+    edsr = ("model={type: edsr, channels: 8, blocks: 1}", "train.max_steps=2")
+    train(tiny, *edsr)
+    run = tmp_path / "run"
+    saved = run / "recipe.yaml"
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    for override, message in (("scale=2", "was trained with scale = 4, this recipe has 2"),
+                              ("model.channels=16", "was trained with model.channels = 8, this recipe has 16")):
+        with pytest.raises(checkpoint.CheckpointError, match=f"--resume: .*step_0000002.safetensors {message}"):
+            Trainer(load_recipe(saved, [override, "train.max_steps=4"]), resume=True)
+    after = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    assert after == before  # nothing written, nothing added
+
+
+def test_a_checkpoint_that_does_not_fit_names_every_difference(tmp_path: Path) -> None:
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 3, 1))
+    tensors = {"0.weight": torch.zeros(4, 3, 3, 3), "0.bias": torch.zeros(8), "2.weight": torch.zeros(1)}
+    with pytest.raises(checkpoint.CheckpointError) as info:
+        checkpoint.load_weights(model, tensors, "w.safetensors")
+    assert str(info.value) == (
+        "w.safetensors: does not fit the model: shapes differ (1): 0.weight (4, 3, 3, 3) in the file, "
+        "(8, 3, 3, 3) in the model | missing from the file (2): 1.weight; 1.bias | not in the model (1): 2.weight")
+
+
+@pytest.mark.parametrize("argv, resume, overrides", [
+    (["r.yaml", "--resume", "train.max_steps=6", "x=1"], True, ["train.max_steps=6", "x=1"]),
+    (["r.yaml", "a=1", "--resume", "b=2"], True, ["a=1", "b=2"]),
+    (["r.yaml", "a=1", "--resume"], True, ["a=1"]),
+    (["r.yaml", "--resume", "ckpt.safetensors", "a=2"], "ckpt.safetensors", ["a=2"]),
+])
+def test_overrides_may_follow_resume(argv: list[str], resume: str | bool, overrides: list[str]) -> None:
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from train import parse_args
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    args = parse_args(argv)
+    assert (args.recipe, args.resume, args.overrides) == ("r.yaml", resume, overrides)

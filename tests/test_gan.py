@@ -14,6 +14,7 @@ import torchvision
 from sr_toolkit import checkpoint
 from sr_toolkit.engine import Trainer
 from sr_toolkit.gan import AdversarialLoss, discriminator_step, generator_step, r1_penalty
+from sr_toolkit.errors import TrainingDiverged
 from sr_toolkit.losses import WeightedLoss
 from sr_toolkit.recipe import load_recipe
 from sr_toolkit.registry import LOSSES, MODELS
@@ -223,3 +224,35 @@ def test_shipped_gan_recipes_resolve() -> None:
         recipe = load_recipe(ROOT / "recipes" / f"{name}.yaml")
         assert recipe["gan"]["discriminator"]["type"] == "vgg_discriminator"
     assert load_recipe(ROOT / "recipes" / "esrgan_lite_x4.yaml")["model"]["batch_norm"] is False
+
+
+NAN_DISCRIMINATOR = '''
+import torch
+from sr_toolkit.registry import MODELS
+
+
+@MODELS.register("nan_discriminator")
+class NanDiscriminator(torch.nn.Module):
+    """One logit per image; NaN from the given forward call on (real and fake each count)."""
+
+    def __init__(self, nan_from: int = 3) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(1))
+        self.nan_from, self.calls = nan_from, 0
+
+    def forward(self, x):
+        self.calls += 1
+        logit = x.mean(dim=(1, 2, 3)) * self.weight
+        return logit * float("nan") if self.calls >= self.nan_from else logit
+'''
+
+
+def test_a_nan_discriminator_loss_is_named(gan_recipe: Path, tmp_path: Path, clean_registries: None) -> None:
+    plugin = tmp_path / "nan_discriminator.py"
+    plugin.write_text(NAN_DISCRIMINATOR)
+    # with RaGAN a step calls D four times (real and fake for D's loss, again for the generator's
+    # term): NaN from call 5 is in D's loss at step 2, before the generator's term of that step
+    recipe = load_recipe(gan_recipe, [f"plugins=[{plugin}]", "gan.r1_weight=0",
+                                      "gan.discriminator={type: nan_discriminator, nan_from: 5}"])
+    with pytest.raises(TrainingDiverged, match="the discriminator's loss became NaN or inf at step 2"):
+        Trainer(recipe).fit()

@@ -7,11 +7,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from sr_toolkit.errors import RecipeError
-from sr_toolkit.recipe import deep_merge, load_recipe
+from sr_toolkit.recipe import deep_merge, dump_recipe, load_recipe
+from sr_toolkit.registry import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,11 +139,65 @@ def test_shipped_recipes_resolve(recipe: Path) -> None:
     assert resolved["model"]["type"]
 
 
-def test_print_recipe_round_trips(family: Path) -> None:
+def test_print_recipe_round_trips(family: Path, tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), str(family),
                              "train.max_steps=7", "--print-recipe"], capture_output=True, text=True, check=True)
-    printed = yaml.safe_load(result.stdout)
-    assert printed == load_recipe(family, ["train.max_steps=7"])
+    printed = write(tmp_path / "printed.yaml", result.stdout)
+    assert load_recipe(printed) == load_recipe(family, ["train.max_steps=7"])
+    assert "scale" not in yaml.safe_load(result.stdout)["model"]  # inherited from the top level again
+
+
+def write_saved_run_recipe(tmp_path: Path) -> Path:
+    """A resolved x4 recipe as a run saves it, with scale-taking model, degradation and datasets."""
+    source = write(tmp_path / "edsr.yaml", """
+        scale: 4
+        seed: 3
+        model: {type: edsr, channels: 8, blocks: 1}
+        degradation: [{type: downscale}]
+        data: {train: {type: builtin, patch_size: 48}, val: {type: builtin}}
+    """)
+    return write(tmp_path / "saved.yaml", dump_recipe(load_recipe(source)))
+
+
+@pytest.mark.parametrize("override, key, value", [("scale=2", "scale", 2), ("seed=7", "seed", 7)])
+def test_a_saved_recipe_takes_a_new_top_level_value_everywhere(tmp_path: Path, override: str, key: str,
+                                                                value: int) -> None:
+    recipe = load_recipe(write_saved_run_recipe(tmp_path), [override])
+    holders = [recipe["model"], recipe["degradation"][0], recipe["data"]["train"], recipe["data"]["val"]]
+    takes = [spec for spec in holders if key in spec]
+    assert len(takes) >= (4 if key == "scale" else 2)
+    assert recipe[key] == value and all(spec[key] == value for spec in takes)
+
+
+def test_a_component_scale_that_conflicts_is_refused_naming_both(tmp_path: Path) -> None:
+    saved = write_saved_run_recipe(tmp_path)
+    with pytest.raises(RecipeError, match=r"override model.scale=2: model.scale: 2 conflicts with the "
+                                          r"recipe's scale: 4; leave model.scale out"):
+        load_recipe(saved, ["model.scale=2"])
+    spelled = write(tmp_path / "spelled.yaml", "scale: 4\nmodel: {type: edsr, scale: 4}\n")
+    with pytest.raises(RecipeError, match="spelled.yaml: model.scale: 4 conflicts with the recipe's scale: 2"):
+        load_recipe(spelled, ["scale=2"])
+
+
+def test_a_validation_dataset_scores_whole_images(tmp_path: Path) -> None:
+    folder = tmp_path / "val"
+    folder.mkdir()
+    Image.fromarray(np.full((37, 52, 3), 90, dtype=np.uint8)).save(folder / "flat.png")
+    recipe = load_recipe(write(tmp_path / "r.yaml", "scale: 4\nmodel: {type: edsr}\n"),
+                         [f"data.val={{type: image_folder, root: {folder}}}"])
+    assert recipe["data"]["val"]["split"] == "val" and recipe["data"]["train"]["split"] == "train"
+    dataset = DATASETS.build(recipe["data"]["val"], where="data.val")
+    assert dataset[0]["target"].shape == (3, 36, 52)  # whole, cut to a multiple of the scale
+
+
+def test_an_override_error_names_the_override(family: Path) -> None:
+    with pytest.raises(RecipeError, match=r"^override train.max_steps=many: train.max_steps: expected int"):
+        load_recipe(family, ["train.max_steps=many"])
+    with pytest.raises(RecipeError, match=r"^override model=\{type: edsr, chanels: 3\}: model.chanels: "):
+        load_recipe(family, ["model={type: edsr, chanels: 3}", "train.max_steps=3"])
+    with pytest.raises(RecipeError, match=r"child.yaml: train.max_stpes: unknown key"):  # the file's own error
+        write(family, "base: base.yaml\ntrain: {max_stpes: 3}\n")
+        load_recipe(family, ["train.max_steps=3"])
 
 
 def test_train_cli_reports_recipe_errors_in_one_line(family: Path) -> None:

@@ -23,7 +23,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                         help="continue from the latest checkpoint of the run folder, or from CHECKPOINT")
     parser.add_argument("--print-recipe", action="store_true", help="print the resolved recipe and exit")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(resume_flag_last(sys.argv[1:] if argv is None else argv))
+
+
+def resume_flag_last(argv: list[str]) -> list[str]:
+    """``--resume train.max_time=20m``: the word after the flag is an override, not a checkpoint path
+    (it has ``=`` and names no file), so move the bare flag to the end; overrides keep their order."""
+    argv = list(argv)
+    for index, word in enumerate(argv[:-1]):
+        after = argv[index + 1]
+        if word == "--resume" and "=" in after and not after.startswith("-") and not os.path.exists(after):
+            return [*argv[:index], *argv[index + 1:], "--resume"]
+    return argv
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except SrToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, TrainingDiverged) else 2
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
+        print("interrupted: stopped at once; checkpoints already written are intact", file=sys.stderr)
+        return 130
     return 0
 
 
