@@ -30,10 +30,10 @@ from torch import Tensor
 from sr_toolkit import metrics, pairing
 from sr_toolkit.degrade import build_pipeline
 from sr_toolkit.errors import DataError, SrToolkitError
-from sr_toolkit.imageio import read_image, to_uint8
+from sr_toolkit.imageio import match_channels, read_image
 from sr_toolkit.model_file import load_model
 from sr_toolkit.recipe import load_recipe
-from sr_toolkit.resize import imresize_8bit, imresize_uint8, modcrop
+from sr_toolkit.resize import imresize_8bit, modcrop
 from sr_toolkit.tiling import forward_tiled, tiles_exactly
 from sr_toolkit.weights import WeightsUnavailableError
 
@@ -160,20 +160,13 @@ def find_pairs(data: Path, scale: int, lr: Path | None = None) -> list[tuple[str
 
 def matlab_bicubic_input(target: Tensor, scale: int) -> Tensor:
     """MATLAB's ``imresize(im2uint8(target), 1/scale, 'bicubic')`` as floats in [0, 1], (C, h, w)."""
-    return imresize_uint8(to_uint8(target), scale=1 / scale).float() / 255
+    return imresize_8bit(target, scale=1 / scale)
 
 
 def image_seed(seed: int, name: str) -> int:
     """The generator seed of one image's degradation, ``crc32("<seed>/<name>")``: the image gets the
     same input whatever else the folder holds (32 bits: CPU generators ignore higher ones)."""
     return zlib.crc32(f"{seed}/{name}".encode())
-
-
-def match_channels(x: Tensor, channels: int) -> Tensor:
-    """(C, H, W) images as ``channels`` channels: gray repeated to RGB, or RGB averaged to gray."""
-    if x.shape[0] == channels:
-        return x
-    return x.expand(3, -1, -1) if channels == 3 else x.mean(dim=0, keepdim=True)
 
 
 # --- models ---------------------------------------------------------------------------------

@@ -23,8 +23,8 @@ from PIL import Image, ImageDraw, ImageFont
 from rich.table import Table
 from torch import Tensor
 
-from sr_toolkit.evaluation import IDENTITY, Metric, Results, Sample, match_channels
-from sr_toolkit.imageio import save_image, to_uint8
+from sr_toolkit.evaluation import IDENTITY, Metric, Results, Sample
+from sr_toolkit.imageio import match_channels, save_image, to_uint8
 
 Scores = dict[str, dict[str, Optional[float]]]
 """Method -> metric -> value."""

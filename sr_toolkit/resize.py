@@ -176,7 +176,8 @@ def imresize_uint8(
 
 
 def imresize_8bit(
-    x: Tensor, scale: float | None = None, size: tuple[int, int] | None = None, mode: Mode = "bicubic"
+    x: Tensor, scale: float | None = None, size: tuple[int, int] | None = None, mode: Mode = "bicubic",
+    antialias: bool = True,
 ) -> Tensor:
     """Float images (..., H, W) in [0, 1] resized as MATLAB resizes their 8-bit version.
 
@@ -184,12 +185,12 @@ def imresize_8bit(
     MATLAB's ``im2uint8``; exact for values already on that grid, such as a decoded 8-bit file),
     then resized by :func:`imresize_uint8`. Returns floats in [0, 1] on the 8-bit grid, in ``x``'s
     dtype: ``imresize(im2uint8(x), ...)`` divided by 255. The interpolation baselines of evaluation
-    and validation.
+    and validation, evaluation's LR inputs, and the ``downscale`` degradation with ``quantize``.
     """
     if not torch.is_floating_point(x):
         raise ValueError(f"imresize_8bit expects a float tensor in [0, 1], got {x.dtype}")
     levels = _round_to_uint8(x.detach() * 255).to(torch.uint8)
-    return imresize_uint8(levels, scale=scale, size=size, mode=mode).to(x.dtype) / 255
+    return imresize_uint8(levels, scale=scale, size=size, mode=mode, antialias=antialias).to(x.dtype) / 255
 
 
 def modcrop(x: Tensor, scale: int) -> Tensor:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
 from torch import Generator, Tensor
 
 from sr_toolkit.registry import DEGRADATIONS
-from sr_toolkit.resize import MODES, Mode, imresize, imresize_uint8
+from sr_toolkit.resize import MODES, Mode, imresize, imresize_8bit
 
 from ._base import Degradation
 
@@ -37,7 +36,5 @@ class Downscale(Degradation):
     def apply(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
         factor = 1 / self.scale
         if self.quantize:
-            levels = torch.round(x.detach() * 255).clamp(0, 255).to(torch.uint8)
-            small = imresize_uint8(levels, scale=factor, mode=self.mode, antialias=self.antialias)
-            return small.to(x.dtype) / 255
+            return imresize_8bit(x, scale=factor, mode=self.mode, antialias=self.antialias)
         return imresize(x, scale=factor, mode=self.mode, antialias=self.antialias).clamp(0, 1)
