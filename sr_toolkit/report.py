@@ -13,6 +13,7 @@ import html
 import json
 import math
 import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -46,6 +47,11 @@ class Cell:
     text: str
     best: bool
 
+    @property
+    def markup(self) -> str:
+        """The text as rich markup: bold when it is the best."""
+        return f"[bold]{self.text}[/bold]" if self.best else self.text
+
 
 def format_value(metric: Metric, value: float | None) -> str:
     """A score as the table shows it: dB with 2 decimals, MSE with 6, the rest with 4."""
@@ -57,20 +63,22 @@ def format_value(metric: Metric, value: float | None) -> str:
     return f"{value:.{digits}f}"
 
 
-def score_rows(results: Results, scores: Scores) -> list[tuple[str, str, list[Cell]]]:
-    """(method, kind, cells) per method of ``scores`` (method -> metric -> value), each cell marked
-    when it is the best value of its column (highest, or lowest for LPIPS and MSE)."""
+def score_rows(metrics: Sequence[Metric], models: Collection[str],
+               scores: Scores) -> list[tuple[str, str, list[Cell]]]:
+    """(method, kind, cells) per method of ``scores`` (method -> metric -> value), one cell per
+    metric, each marked when it is the best value of its column (highest, or lowest for LPIPS and
+    MSE); kind is ``model`` for the methods in ``models``, else ``baseline``."""
     best: dict[str, float | None] = {}
-    for metric in results.metrics:
+    for metric in metrics:
         values = [v[metric.name] for v in scores.values() if v[metric.name] is not None]
         best[metric.name] = (max if metric.higher_is_better else min)(values) if values else None
     rows = []
     for method, values in scores.items():
         cells = []
-        for metric in results.metrics:
+        for metric in metrics:
             value = values[metric.name]
             cells.append(Cell(format_value(metric, value), value is not None and value == best[metric.name]))
-        rows.append((method, "model" if method in results.models else "baseline", cells))
+        rows.append((method, "model" if method in models else "baseline", cells))
     return rows
 
 
@@ -86,8 +94,8 @@ def results_table(results: Results) -> Table:
              f"({'Y channel' if settings['y_channel'] else 'RGB'}, border {settings['crop_border']})")
     table = Table("method", "kind", *(header(metric) for metric in results.metrics), title=title)
     means = {method: results.mean(method) for method in results.methods}
-    for method, kind, cells in score_rows(results, means):
-        table.add_row(method, kind, *(f"[bold]{c.text}[/bold]" if c.best else c.text for c in cells))
+    for method, kind, cells in score_rows(results.metrics, results.models, means):
+        table.add_row(method, kind, *(cell.markup for cell in cells))
     return table
 
 
@@ -238,7 +246,7 @@ class ReportWriter:
 def _score_table(results: Results, scores: Scores) -> str:
     head = "".join(f"<th>{html.escape(header(metric))}</th>" for metric in results.metrics)
     rows = []
-    for method, kind, cells in score_rows(results, scores):
+    for method, kind, cells in score_rows(results.metrics, results.models, scores):
         shown = (f"<strong>{html.escape(c.text)}</strong>" if c.best else html.escape(c.text) for c in cells)
         rows.append(f"<tr><th>{html.escape(method)}</th><td>{kind}</td>"
                     + "".join(f"<td>{text}</td>" for text in shown) + "</tr>")

@@ -14,64 +14,97 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
+from PIL import Image
+from rich.cells import cell_len
 from rich.table import Table
+from rich.text import Text
 from torch.utils.data import Dataset
 
 from sr_toolkit import metrics
-from sr_toolkit.imageio import save_image
+from sr_toolkit.atomic import atomic_path
+from sr_toolkit.evaluation import IDENTITY, Metric, Sample, Settings, build_metrics
+from sr_toolkit.report import comparison_grid, header, score_rows
 from sr_toolkit.resize import imresize_8bit
 
 Degrade = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
 
 
+MODEL = "model"
+"""The model's row in the table and its panel in the sample grids."""
+
+
+def validation_metrics(y_channel: bool, crop_border: int) -> list[Metric]:
+    """PSNR and SSIM computed and named exactly as evaluation does: ``PSNR-Y (dB)`` and ``SSIM-Y``
+    on BT.601 luma, ``PSNR (dB)`` and ``SSIM`` on RGB, after shaving ``crop_border`` pixels."""
+    settings = Settings(data=Path(), metrics=("psnr", "ssim"), y_channel=y_channel)
+    return build_metrics(settings, crop_border, torch.device("cpu"), notes=[])
+
+
 @dataclass
 class ValidationResult:
-    """Mean PSNR/SSIM of the model and of the baseline on the validation images."""
+    """Per-image scores of the model (``psnr``) and of the baseline (``baseline_psnr``) for each of
+    ``metrics``, on the validation images."""
 
     baseline: str
+    metrics: list[Metric]
     scores: dict[str, list[float]] = field(default_factory=dict)
 
-    def add(self, key: str, values: torch.Tensor) -> None:
-        self.scores.setdefault(key, []).extend(values.double().cpu().tolist())
+    def add(self, key: str, value: float) -> None:
+        self.scores.setdefault(key, []).append(value)
 
     def mean(self, key: str) -> float:
         values = self.scores[key]
         return sum(values) / len(values)
 
     def record(self) -> dict[str, Any]:
-        """The means, as logged to ``metrics.jsonl``."""
-        keys = ("psnr", "ssim", "baseline_psnr", "baseline_ssim")
+        """The means, as logged to ``metrics.jsonl`` (``val/psnr``, ..., ``val/baseline_ssim``)."""
+        keys = [prefix + metric.name for prefix in ("", "baseline_") for metric in self.metrics]
         return {"baseline": self.baseline, **{f"val/{key}": self.mean(key) for key in keys}}
 
     def table(self, title: str) -> Table:
-        """A rich table: one row per method, the better value in bold."""
-        table = Table("method", "PSNR (dB)", "SSIM", title=title)
-        rows = [(self.baseline, "baseline_"), ("model", "")]
-        best = {m: max(self.mean(prefix + m) for _, prefix in rows) for m in ("psnr", "ssim")}
-        for name, prefix in rows:
-            cells = []
-            for metric, digits in (("psnr", 2), ("ssim", 4)):
-                value = self.mean(prefix + metric)
-                text = f"{value:.{digits}f}"
-                cells.append(f"[bold]{text}[/bold]" if value == best[metric] else text)
-            table.add_row(name, *cells)
+        """A rich table: one row per method, columns headed as evaluation heads them, the better
+        value in bold. The title stays on one line: the table is at least as wide as it, and a
+        console narrower than the title cuts it with an ellipsis instead of wrapping it."""
+        table = Table("method", *(header(metric) for metric in self.metrics),
+                      title=Text(title, style="table.title", no_wrap=True, overflow="ellipsis"),
+                      min_width=cell_len(title))
+        means = {method: {metric.name: self.mean(prefix + metric.name) for metric in self.metrics}
+                 for method, prefix in ((self.baseline, "baseline_"), (MODEL, ""))}
+        for method, _, cells in score_rows(self.metrics, (MODEL,), means):
+            table.add_row(method, *(cell.markup for cell in cells))
         return table
+
+
+def baseline_name(task: str, scale: int) -> str:
+    """``bicubic`` for upscaling, ``input`` (the degraded input itself) for restoration."""
+    return "bicubic" if task == "upscale" and scale > 1 else IDENTITY
 
 
 def baseline(inputs: torch.Tensor, task: str, scale: int) -> torch.Tensor:
     """What the model must beat, for (N, C, h, w) inputs in [0, 1]: MATLAB's bicubic upscaling of
     the inputs quantised to 8 bits, (N, C, scale h, scale w) on the 8-bit grid; or the input itself."""
-    if task == "upscale" and scale > 1:
+    if baseline_name(task, scale) == "bicubic":
         return imresize_8bit(inputs, scale=scale, mode="bicubic")
     return inputs
 
 
-def sample_grid(inputs: torch.Tensor, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """input (nearest-upscaled) | output | target, side by side, for one image (C, H, W)."""
-    shown = F.interpolate(inputs[None], size=target.shape[-2:], mode="nearest")[0]
-    gap = torch.ones(target.shape[0], target.shape[1], 4)
-    return torch.cat([shown, gap, output.clamp(0, 1), gap, target], dim=2)
+def sample_grid(name: str, inputs: torch.Tensor, reference: torch.Tensor, output: torch.Tensor,
+                target: torch.Tensor, baseline_label: str) -> Image.Image:
+    """Evaluation's labelled comparison grid for one image: input (nearest-upscaled to the target's
+    size) | baseline | model | ground truth, the input shown once when it is the baseline, with the
+    square where model and baseline differ most outlined and zoomed below.
+
+    ``inputs`` is (C, h, w), ``reference`` (the baseline), ``output`` and ``target`` (C, H, W), all
+    in [0, 1]; ``baseline_label`` names the baseline panel (``bicubic`` or ``input``).
+    """
+    outputs = {baseline_label: reference, MODEL: output}
+    return comparison_grid(Sample(name, inputs, target, outputs, models=(MODEL,)))
+
+
+def save_grid(grid: Image.Image, path: Path) -> None:
+    """Write ``grid`` as a PNG, atomically (missing folders are created)."""
+    with atomic_path(path) as temporary:
+        grid.save(temporary, format="PNG")
 
 
 @torch.no_grad()
@@ -92,9 +125,9 @@ def validate(
     """
     task, scale = recipe["task"], recipe["scale"]
     options = recipe["validation"]
-    score_args = {"y_channel": options["y_channel"], "crop_border": options["crop_border"]}
     count = len(dataset) if options["max_images"] is None else min(options["max_images"], len(dataset))
-    result = ValidationResult("bicubic" if task == "upscale" and scale > 1 else "input")
+    result = ValidationResult(baseline_name(task, scale),
+                              validation_metrics(options["y_channel"], options["crop_border"]))
     was_training = model.training
     model.eval()
     for index in range(count):
@@ -110,12 +143,12 @@ def validate(
             output = model(inputs)
         output = metrics.quantize(output.float())
         reference = metrics.quantize(baseline(inputs, task, scale))
-        result.add("psnr", metrics.psnr(output, target, **score_args))
-        result.add("ssim", metrics.ssim(output, target, **score_args))
-        result.add("baseline_psnr", metrics.psnr(reference, target, **score_args))
-        result.add("baseline_ssim", metrics.ssim(reference, target, **score_args))
+        for metric in result.metrics:
+            result.add(metric.name, metric.compute(output, target))
+            result.add(f"baseline_{metric.name}", metric.compute(reference, target))
         if samples_dir is not None and index < options["samples"]:
-            grid = sample_grid(inputs[0].cpu(), output[0].cpu(), target[0].cpu())
-            save_image(grid, samples_dir / f"step_{step:07d}_{Path(item['name']).stem}.png")
+            images = (x[0].cpu() for x in (inputs, reference, output, target))
+            grid = sample_grid(item["name"], *images, result.baseline)
+            save_grid(grid, samples_dir / f"step_{step:07d}_{Path(item['name']).stem}.png")
     model.train(was_training)
     return result
