@@ -1,12 +1,18 @@
-"""``python -m sr_toolkit list [models|losses|degradations|datasets|metrics]``."""
+"""``python -m sr_toolkit list [models|losses|degradations|datasets|metrics [NAME]]``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
 from sr_toolkit.errors import SrToolkitError
-from sr_toolkit.registry import REGISTRIES
+from sr_toolkit.registry import REGISTRIES, Parameter, parameters
+from sr_toolkit.typecheck import describe
 
 
 def list_components(kinds: list[str]) -> None:
@@ -19,14 +25,53 @@ def list_components(kinds: list[str]) -> None:
         print("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[3]]))
 
 
+def shown_default(param: Parameter) -> str:
+    """An argument's default as a recipe writes it (JSON, which YAML reads: ``true``, ``null``,
+    ``"direct"``, ``[0.5, 1.0]``), its repr when JSON cannot say it, or ``required``."""
+    if param.required:
+        return "required"
+    try:
+        return json.dumps(param.default)
+    except (TypeError, ValueError):
+        return repr(param.default)
+
+
+def argument_table(accepted: dict[str, Parameter]) -> Table:
+    """One row per argument: name, type hint (as recipe errors describe it), default."""
+    table = Table("argument", "type", "default")
+    for param in accepted.values():
+        table.add_row(*(Text(cell) for cell in (param.name, describe(param.hint), shown_default(param))))
+    return table
+
+
+def show_component(plural: str, name: str, console: Console) -> None:
+    """Print one component's first docstring line, then its arguments as a table.
+
+    An unknown name raises :class:`~sr_toolkit.errors.RegistryError` naming close matches.
+    """
+    entry = REGISTRIES[plural].get(name)
+    console.print(Text(f"{entry.kind} '{entry.name}' ({entry.plugin}): {entry.summary}"))
+    accepted = parameters(entry.factory)
+    console.print(argument_table(accepted) if accepted is not None else "takes any keyword arguments")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Carry out the parsed command line (a name comes only after a kind)."""
+    if args.name is None:
+        list_components([args.kind] if args.kind else list(REGISTRIES))
+    else:
+        show_component(args.kind, args.name, Console())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sr_toolkit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    listing = commands.add_parser("list", help="list registered components")
+    listing = commands.add_parser("list", help="list registered components, or one's arguments")
     listing.add_argument("kind", nargs="?", choices=list(REGISTRIES), help="one kind (default: all)")
+    listing.add_argument("name", nargs="?", help="one component: its arguments, types and defaults")
     args = parser.parse_args(argv)
     try:
-        list_components([args.kind] if args.kind else list(REGISTRIES))
+        run(args)
     except SrToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

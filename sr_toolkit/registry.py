@@ -55,11 +55,17 @@ class Entry:
 
 @dataclass(frozen=True)
 class Parameter:
-    """One argument a component accepts, with its type hint (``Any`` when unannotated)."""
+    """One argument a component accepts, with its type hint (``Any`` when unannotated) and its
+    default (``inspect.Parameter.empty`` when it has none)."""
 
     name: str
     hint: Any
-    required: bool
+    default: Any
+
+    @property
+    def required(self) -> bool:
+        """True when the argument has no default."""
+        return self.default is inspect.Parameter.empty
 
 
 def parameters(factory: Callable[..., Any]) -> dict[str, Parameter] | None:
@@ -76,7 +82,7 @@ def parameters(factory: Callable[..., Any]) -> dict[str, Parameter] | None:
             return None
         if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY):
             continue
-        result[name] = Parameter(name, hints.get(name, Any), param.default is inspect.Parameter.empty)
+        result[name] = Parameter(name, hints.get(name, Any), param.default)
     return result
 
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 import subprocess
 import sys
+import typing
 from typing import Literal, Optional
 
 import pytest
 import torch
 
+from sr_toolkit.__main__ import main
 from sr_toolkit.errors import RegistryError
 from sr_toolkit.registry import DATASETS, DEGRADATIONS, LOSSES, METRICS, MODELS, Registry
-from sr_toolkit.typecheck import Range
+from sr_toolkit.typecheck import Range, describe
+from sr_toolkit_plugins.models.edsr import EDSR
 
 
 @pytest.fixture
@@ -109,3 +114,42 @@ def test_cli_lists_components_with_plugin_and_summary() -> None:
                                 capture_output=True, text=True, check=True).stdout
     for kind in ("model", "loss", "degradation", "dataset", "metric"):
         assert f"\n{kind} " in everything
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The body rows of a rich table as printed: cells between the '│' borders, stripped."""
+    return [[cell.strip() for cell in line.split("│")[1:-1]] for line in text.splitlines()
+            if line.startswith("│")]
+
+
+def test_cli_shows_one_component_arguments_types_and_defaults(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["list", "models", "edsr"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0] == f"model 'edsr' (sr-toolkit): {inspect.getdoc(EDSR).splitlines()[0]}"
+    hints = typing.get_type_hints(EDSR.__init__)
+    signature = inspect.signature(EDSR).parameters.values()
+    expected = [[p.name, describe(hints[p.name]), json.dumps(p.default)] for p in signature]
+    assert table_rows(printed) == expected
+    assert ["upsampler", "one of progressive|direct", '"progressive"'] in table_rows(printed)
+    assert ["global_skip", "bool", "true"] in table_rows(printed)
+
+
+def test_cli_marks_required_arguments(clean_registries: None, capsys, monkeypatch) -> None:
+    @LOSSES.register("needs_root")
+    def needs_root(root: str, width: Optional[float] = None) -> str:
+        """A loss with a required argument."""
+        return root
+
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["list", "losses", "needs_root"]) == 0
+    assert table_rows(capsys.readouterr().out) == [["root", "str", "required"],
+                                                   ["width", "float or null", "null"]]
+
+
+def test_cli_unknown_component_gives_one_line_with_close_matches() -> None:
+    result = subprocess.run([sys.executable, "-m", "sr_toolkit", "list", "models", "edsrr"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: unknown model 'edsrr' (close matches: edsr")
