@@ -85,8 +85,8 @@ def import_plugins(specs: Iterable[str], base_dir: Path | None = None) -> None:
     """
     load_entry_points()
     for spec in specs:
-        if spec.endswith(".py") or "/" in spec or "\\" in spec:
-            _import_file(spec, base_dir)
+        if is_plugin_file(spec):
+            _import_file(plugin_file(spec, base_dir))
         else:
             try:
                 _import_as(spec, functools.partial(importlib.import_module, spec))
@@ -94,7 +94,14 @@ def import_plugins(specs: Iterable[str], base_dir: Path | None = None) -> None:
                 raise PluginError(f"plugins: cannot import module '{spec}': {exc}") from exc
 
 
-def _import_file(spec: str, base_dir: Path | None) -> None:
+def is_plugin_file(spec: str) -> bool:
+    """Whether a ``plugins:`` entry names a file (``.py`` or a path) rather than a module."""
+    return spec.endswith(".py") or "/" in spec or "\\" in spec
+
+
+def plugin_file(spec: str, base_dir: Path | None = None) -> Path:
+    """The absolute path of a file plugin: ``spec`` itself if absolute, else next to ``base_dir``
+    (the recipe's folder) or in the working directory. Raises PluginError naming what was tried."""
     candidates = [Path(spec)] if Path(spec).is_absolute() else [Path.cwd() / spec]
     if base_dir is not None and not Path(spec).is_absolute():
         candidates.insert(0, base_dir / spec)
@@ -102,6 +109,10 @@ def _import_file(spec: str, base_dir: Path | None) -> None:
     if path is None:
         tried = ", ".join(str(p) for p in candidates)
         raise PluginError(f"plugins: no file '{spec}' (looked for {tried})")
+    return path
+
+
+def _import_file(path: Path) -> None:
     module_name = f"sr_toolkit_local_plugin_{path.stem}_{abs(hash(str(path))):x}"
     if module_name in sys.modules:
         return

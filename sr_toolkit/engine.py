@@ -8,6 +8,7 @@ bit-exactly, a wall-clock budget, validation against the baseline, and clean sto
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import math
 import os
@@ -23,12 +24,12 @@ from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
 from accelerate.utils import parse_flag_from_env, set_seed
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from sr_toolkit import checkpoint
 from sr_toolkit.batches import DrawSampler, training_batches
 from sr_toolkit.degrade import build_pipeline
+from sr_toolkit.display import TrainingDisplay, format_seconds, validation_line
 from sr_toolkit.errors import SrToolkitError, TrainingDiverged
 from sr_toolkit.losses import WeightedLoss
 from sr_toolkit.model_file import save_model
@@ -38,7 +39,8 @@ from sr_toolkit.precision import choose_precision
 from sr_toolkit.gan import AdversarialLoss, discriminator_step, generator_step
 from sr_toolkit.registry import DATASETS, LOSSES, MODELS
 from sr_toolkit.run_folder import RunFolder
-from sr_toolkit.schedule import lr_factor, parse_duration
+from sr_toolkit.schedule import RunProgress, lr_factor, parse_duration
+from sr_toolkit.threads import configure_threads
 from sr_toolkit.validation import ValidationResult, validate
 
 log = logging.getLogger("sr_toolkit")
@@ -79,6 +81,11 @@ class GanParts:
         return cls(discriminator, adversarial.to(device), build_optimizer(cfg["optimizer"], discriminator))
 
 
+def tensorboard_installed() -> bool:
+    """Whether Accelerate's TensorBoard tracker has a writer to use (tensorboard or tensorboardX)."""
+    return any(importlib.util.find_spec(name) is not None for name in ("tensorboard", "tensorboardX"))
+
+
 def use_cpu() -> bool:
     """Whether to run on the CPU: asked for with ACCELERATE_USE_CPU=1, or several processes were
     launched on a machine without CUDA (they then train together over gloo, not each alone)."""
@@ -94,6 +101,7 @@ class Counters:
     elapsed: float = 0.0
     best_psnr: float = -math.inf
     skipped: int = 0  # updates dropped by on_nonfinite: skip
+    progress: float = 0.0  # of the schedule, for the next step (see schedule.RunProgress)
 
 
 class Trainer:
@@ -103,6 +111,10 @@ class Trainer:
         self.recipe = recipe
         self.train_cfg = recipe["train"]
         self.folder = RunFolder(recipe["output_dir"])
+        if self.train_cfg["tensorboard"] and not tensorboard_installed():
+            raise SrToolkitError("train.tensorboard: true needs TensorBoard's writer: pip install tensorboard "
+                                 "(or set train.tensorboard: false)")
+        threads = configure_threads()
         cpu = use_cpu()
         self.precision = choose_precision(self.train_cfg["mixed_precision"], PartialState(cpu=cpu).device)
         AcceleratorState._reset_state()  # each run sets its own numerics, also a second run in one process
@@ -116,6 +128,8 @@ class Trainer:
         self.main = self.accelerator.is_main_process
         self.device = self.accelerator.device
         self.console = Console()
+        if self.main and self.device.type == "cpu":
+            log.info("%s", threads)
         # everything that can fail on bad input comes before the run folder is touched
         self.degrade = build_pipeline(recipe["degradation"])
         data = recipe["data"]
@@ -145,6 +159,7 @@ class Trainer:
             self.model, self.gan.discriminator, self.optimizer, self.gan.optimizer = self.accelerator.prepare(
                 self.model, self.gan.discriminator, self.optimizer, self.gan.optimizer)
         self.state = Counters()
+        self.progress = RunProgress(self.train_cfg["max_steps"], parse_duration(self.train_cfg["max_time"]))
         self.watch = NonFiniteWatch(self.device)
         self.update_skipped = False
         self.consecutive_skips = 0
@@ -215,10 +230,12 @@ class Trainer:
 
     def _train(self, stop: StopSignal) -> None:
         cfg = self.train_cfg
-        budget = parse_duration(cfg["max_time"])
+        budget = self.progress.budget
         if self.main:
             log.info("precision: %s%s (%s)", self.precision.mixed_precision,
                      " + channels_last" if self.precision.channels_last else "", self.precision.reason)
+            log.info("training until step %d (train.max_steps)%s, whichever comes first", cfg["max_steps"],
+                     f" or {cfg['max_time']} of training (train.max_time)" if budget else "")
         batches = self._batches()
         # base rates from the recipe: param_groups hold the last scaled rate after a resume
         schedules = [(self.optimizer, self.recipe["optimizer"]["lr"])]
@@ -227,22 +244,20 @@ class Trainer:
         started = time.perf_counter() - self.state.elapsed
         last_val_seconds = 0.0
         self.model.train()
-        with self._progress() as bar:
-            task = bar.add_task("training", total=cfg["max_steps"], completed=self.state.step, loss=math.nan,
-                                rate=0.0)
+        with TrainingDisplay(self.console, self.main, cfg["max_steps"], self.state.step) as display:
             first_step, loop_start = self.state.step, time.perf_counter()
             while self.state.step < cfg["max_steps"]:
                 elapsed = time.perf_counter() - started
                 if stop.requested or (budget and elapsed + last_val_seconds >= budget):
                     break
-                progress = max(self.state.step / cfg["max_steps"], elapsed / budget if budget else 0.0)
-                factor = lr_factor(self.recipe["scheduler"], self.state.step, progress)
+                factor = lr_factor(self.recipe["scheduler"], self.state.step, self.progress(self.state.step, elapsed))
                 for optimizer, base_lr in schedules:
                     for group in optimizer.param_groups:
                         group["lr"] = base_lr * factor
                 loss, parts = self._optimizer_step(batches)
                 self.state.step += 1
                 self.state.elapsed = time.perf_counter() - started
+                self.state.progress = self.progress(self.state.step, self.state.elapsed)
                 step = self.state.step
                 if step % cfg["log_every"] == 0 or step == cfg["max_steps"]:
                     self._check_finite()
@@ -253,29 +268,40 @@ class Trainer:
                         record["skipped_steps"] = self.state.skipped
                     self._log(record)
                     rate = (step - first_step) / (time.perf_counter() - loop_start)
-                    bar.update(task, loss=record["loss"], rate=rate)
-                    if budget:  # the time budget ends the run first: show its steps and ETA, not max_steps
-                        expected = round(step * budget / max(self.state.elapsed, 1e-9))
-                        bar.update(task, total=min(cfg["max_steps"], max(expected, step)))
-                bar.advance(task)
+                    total, seconds_left = cfg["max_steps"], (cfg["max_steps"] - step) / rate
+                    if budget:  # the time budget ends the run first: show its steps and time left
+                        total = min(total, max(step, round(step * budget / max(self.state.elapsed, 1e-9))))
+                        seconds_left = min(seconds_left, budget - self.state.elapsed)
+                    display.logged(record, rate, total, seconds_left)
+                display.advance()
                 if step % cfg["checkpoint_every"] == 0:
                     self._check_finite()
                     self._save_checkpoint(self.folder.checkpoint_path(step))
                     self.folder.prune_checkpoints(cfg["keep_checkpoints"])
                 if self.val_set is not None and step % cfg["val_every"] == 0:
                     tick = time.perf_counter()
-                    self._validate_unless_stopped(stop)
+                    result = self._validate_unless_stopped(stop)
+                    if result is not None:
+                        display.validated(validation_line(step, result))
                     last_val_seconds = time.perf_counter() - tick
-            if budget:  # mark the bar finished where the budget ended it
-                bar.update(task, total=self.state.step)
+            display.finish(self.state.step)
         self._check_finite()
         if self.main:
-            if stop.requested:
-                log.warning("received %s at step %d: saving and stopping", stop.requested, self.state.step)
-            elif self.state.step >= cfg["max_steps"]:
-                log.info("reached train.max_steps (%d): finishing", cfg["max_steps"])
-            else:
-                log.info("time budget of %s used at step %d: finishing", cfg["max_time"], self.state.step)
+            self._log_stop_reason(stop, first_step)
+
+    def _log_stop_reason(self, stop: StopSignal, first_step: int) -> None:
+        """One line saying why training ended: a signal, max_steps, or the time budget."""
+        cfg, step = self.train_cfg, self.state.step
+        if stop.requested:
+            log.warning("received %s at step %d: saving and stopping", stop.requested, step)
+        elif step >= cfg["max_steps"]:
+            log.info("reached train.max_steps (%d): finishing", cfg["max_steps"])
+        elif step == first_step:
+            log.warning("the time budget (train.max_time: %s) was already used by the run resumed at step %d: "
+                        "nothing to train; give it more with --resume train.max_time=DURATION (more than %s)",
+                        cfg["max_time"], step, cfg["max_time"])
+        else:
+            log.info("time budget of %s used at step %d: finishing", cfg["max_time"], step)
 
     def _optimizer_step(self, batches: Iterator[dict[str, Any]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One update of the model (and of the discriminator for a GAN), then the EMA. With
@@ -446,21 +472,17 @@ class Trainer:
                 self._save_checkpoint(final)
                 self.folder.prune_checkpoints(self.train_cfg["keep_checkpoints"])
             save_model(self.folder.model, self._eval_model(), self.recipe)
+        validated_before = self.last_validation is not None and self.last_validation[0] == self.state.step
         result = self._validate_unless_stopped(stop) if self.val_set is not None else None
         if self.main:
             if result is not None:
+                if not self.console.is_terminal and not validated_before:  # a line for batch logs, as in training
+                    log.info("%s", validation_line(self.state.step, result))
                 self.console.print(result.table(f"{self.recipe['name']}: validation after "
                                                 f"{self.state.step} steps"))
             log.info("run folder: %s", self.folder.root)
         self.accelerator.end_training()
         return result
-
-    def _progress(self) -> contextlib.AbstractContextManager[Progress]:
-        return Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:.2f} steps/s"), TextColumn("loss {task.fields[loss]:.4g}"),
-            TimeRemainingColumn(), console=self.console, disable=not self.main, refresh_per_second=2,
-        )
 
     # --------------------------------------------------------------------- checkpoints
     def _save_checkpoint(self, path: Path) -> None:
@@ -473,7 +495,7 @@ class Trainer:
         tensors.update(optimizer_tensors)
         tensors.update(checkpoint.rng_state())
         meta = {"step": self.state.step, "elapsed": self.state.elapsed, "best_psnr": self.state.best_psnr,
-                "skipped": self.state.skipped,
+                "skipped": self.state.skipped, "progress": self.state.progress,
                 "optimizer": optimizer_meta, "recipe": self.recipe}
         if self.gan is not None:
             discriminator = self.accelerator.unwrap_model(self.gan.discriminator)
@@ -498,10 +520,30 @@ class Trainer:
             checkpoint.load_optimizer_state(self.gan.optimizer, tensors, meta["d_optimizer"], "d_optimizer")
         checkpoint.load_optimizer_state(self.optimizer, tensors, meta["optimizer"])
         checkpoint.set_rng_state(tensors)
-        self.state = Counters(meta["step"], meta["elapsed"], meta["best_psnr"], meta.get("skipped", 0))
+        before = meta["recipe"]["train"]
+        progress = meta.get("progress")  # older checkpoints: what their limits gave
+        if progress is None:
+            old_limits = RunProgress(before["max_steps"], parse_duration(before["max_time"]))
+            progress = old_limits(meta["step"], meta["elapsed"])
+        self.state = Counters(meta["step"], meta["elapsed"], meta["best_psnr"], meta.get("skipped", 0), progress)
+        self._continue_schedule(before)
         if self.main:
             self.folder.truncate_after(self.state.step)
+            self.folder.save_recipe(self.recipe)  # the limits this run now goes on with
+            if any(r.get("step") == self.state.step and "val/psnr" in r for r in self.folder.records()):
+                self.last_validation = (self.state.step, None)  # validated at this step already
             log.info("resumed from %s at step %d", path, self.state.step)
+
+    def _continue_schedule(self, before: dict[str, Any]) -> None:
+        """After a resume with other limits, stretch the rest of the schedule over the new ones from
+        where it stood (see :class:`~sr_toolkit.schedule.RunProgress`); say what the budget is now."""
+        changed = (before["max_steps"], before["max_time"]) != (self.train_cfg["max_steps"], self.train_cfg["max_time"])
+        if changed:
+            self.progress.anchor = (self.state.progress, self.state.step, self.state.elapsed)
+        if self.main and self.progress.budget:
+            log.info("time budget: %s of training in all (train.max_time, counted across resumes), %s used%s",
+                     self.train_cfg["max_time"], format_seconds(self.state.elapsed),
+                     f"; the schedule goes on from {self.state.progress:.0%} done" if changed else "")
 
     def _check_resumable(self, path: Path, saved: dict[str, Any]) -> None:
         """Refuse a checkpoint whose run had another scale, task, model or discriminator."""

@@ -16,10 +16,11 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-from sr_toolkit.discovery import import_plugins
+from sr_toolkit.discovery import import_plugins, is_plugin_file, plugin_file
 from sr_toolkit.errors import RecipeError
 from sr_toolkit.registry import DATASETS, DEGRADATIONS, LOSSES, MODELS, Registry, parameters
-from sr_toolkit.schema import Component, ComponentList, Field, Section
+from sr_toolkit.schedule import duration_problem
+from sr_toolkit.schema import Component, ComponentList, Field, Section, at_least
 
 
 class RecipeLoader(yaml.SafeLoader):
@@ -52,8 +53,8 @@ OPTIMIZER = Section(
         "type": Field(Literal["adam", "adamw", "sgd"], "adam"),
         "lr": Field(float, 1e-3),
         "weight_decay": Field(float, 0.0),
-        "betas": Field(tuple[float, float], [0.9, 0.999]),
-        "momentum": Field(float, 0.9),  # sgd only
+        "betas": Field(tuple[float, float], [0.9, 0.999]),  # adam, adamw
+        "momentum": Field(float, 0.9),  # sgd
         "fused": Field(bool, True),  # torch's fused kernel: one pass over all parameters per step
     }
 )
@@ -65,7 +66,7 @@ RECIPE_SCHEMA = Section(
         "name": Field(Optional[str], None),  # run name; default: the recipe file's stem
         "plugins": Field(list[str], []),  # extra plugin modules or .py files to import
         "task": Field(Literal["upscale", "restore"], "upscale"),
-        "scale": Field(int, 1),  # upscaling factor (1 for restoration)
+        "scale": Field(int, 1, check=at_least(1)),  # upscaling factor (1 for restoration)
         "seed": Field(int, 0),
         "output_dir": Field(Optional[str], None),  # default: runs/<name>
         "model": Component(MODELS),
@@ -76,9 +77,9 @@ RECIPE_SCHEMA = Section(
         "scheduler": Section(
             {
                 "type": Field(Literal["constant", "cosine", "step"], "cosine"),
-                "warmup_steps": Field(int, 0),
+                "warmup_steps": Field(int, 0, check=at_least(0)),
                 "min_lr_ratio": Field(float, 0.01),  # cosine: final lr / lr
-                "step_size": Field(int, 1000),  # step: decay every step_size steps
+                "step_size": Field(int, 1000, check=at_least(1)),  # step: decay every step_size steps
                 "gamma": Field(float, 0.5),  # step: decay factor
             }
         ),
@@ -86,26 +87,26 @@ RECIPE_SCHEMA = Section(
             {
                 "train": Component(DATASETS, {"type": "builtin", "split": "train", "patch_size": 96}),
                 "val": Component(DATASETS, {"type": "builtin", "split": "val"}, optional=True),
-                "batch_size": Field(int, 16),
-                "num_workers": Field(int, 0),
+                "batch_size": Field(int, 16, check=at_least(1)),  # per process
+                "num_workers": Field(int, 0, check=at_least(0)),
             }
         ),
         "train": Section(
             {
-                "max_steps": Field(int, 1000),
-                "max_time": Field(Union[str, float, None], None),  # wall-clock budget: 10m, 90s, 1h
+                "max_steps": Field(int, 1000, check=at_least(1)),  # whichever of the two ends first
+                "max_time": Field(Union[str, float, None], None, check=duration_problem),  # 10m, 90s, 1h
                 "mixed_precision": Field(Literal["auto", "no", "fp16", "bf16"], "auto"),
-                "grad_accum": Field(int, 1),
+                "grad_accum": Field(int, 1, check=at_least(1)),
                 "grad_clip": Field(Optional[float], None),
                 "ema": Field(Optional[float], None),  # EMA decay of the weights, e.g. 0.999
-                "log_every": Field(int, 10),
-                "val_every": Field(int, 250),
-                "checkpoint_every": Field(int, 500),
-                "keep_checkpoints": Field(int, 2),
+                "log_every": Field(int, 10, check=at_least(1)),
+                "val_every": Field(int, 250, check=at_least(1)),
+                "checkpoint_every": Field(int, 500, check=at_least(1)),
+                "keep_checkpoints": Field(int, 2, check=at_least(0)),  # 0: keep every one
                 "tensorboard": Field(bool, False),
                 # a NaN/inf loss term or gradient: stop (naming it), or skip that step's updates
                 "on_nonfinite": Field(Literal["stop", "skip"], "stop"),
-                "max_consecutive_skips": Field(int, 10),  # skip: stop after this many in a row
+                "max_consecutive_skips": Field(int, 10, check=at_least(1)),  # skip: stop after so many in a row
             }
         ),
         # Adversarial training: set gan.discriminator to train the model as a GAN generator.
@@ -114,8 +115,8 @@ RECIPE_SCHEMA = Section(
                 "discriminator": Component(MODELS, optional=True),  # e.g. {type: vgg_discriminator}
                 "adversarial": Component(LOSSES, {"type": "vanilla"}),  # vanilla | lsgan | hinge | ragan
                 "weight": Field(float, 1e-3),  # of the adversarial term in the generator's loss
-                "d_steps": Field(int, 1),  # discriminator updates per generator update
-                "warmup_steps": Field(int, 0),  # generator-only steps on the loss list first
+                "d_steps": Field(int, 1, check=at_least(1)),  # discriminator updates per generator update
+                "warmup_steps": Field(int, 0, check=at_least(0)),  # generator-only steps on the loss list
                 "r1_weight": Field(float, 0.0),  # R1 gradient penalty on real images
                 "init_from": Field(Optional[str], None),  # model.safetensors to start the generator from
                 "optimizer": OPTIMIZER,  # the discriminator's
@@ -124,9 +125,9 @@ RECIPE_SCHEMA = Section(
         "validation": Section(
             {
                 "y_channel": Field(bool, True),  # PSNR/SSIM on BT.601 Y, as SR papers report
-                "crop_border": Field(Optional[int], None),  # default: the scale
-                "max_images": Field(Optional[int], None),
-                "samples": Field(int, 4),  # images shown in each sample grid
+                "crop_border": Field(Optional[int], None, check=at_least(0)),  # default: the scale
+                "max_images": Field(Optional[int], None, check=at_least(1)),
+                "samples": Field(int, 4, check=at_least(0)),  # images shown in each sample grid
             }
         ),
     }
@@ -154,14 +155,28 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+class Replace(dict):
+    """A mapping tagged ``!replace`` in a recipe: it replaces the base's mapping instead of merging."""
+
+
+RecipeLoader.add_constructor("!replace", lambda loader, node: Replace(loader.construct_mapping(node, deep=True)))
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``override`` into ``base``: mappings merge key by key, anything else replaces."""
+    """Merge ``override`` into ``base``: mappings merge key by key, anything else replaces.
+
+    A mapping replaces the base's whole when it is tagged ``!replace``, or when both are components
+    of different ``type`` (the base's arguments belong to the other type): ``model: {type: edsr}``
+    over a base's ``model: {type: resnet_x4, blocks: 2}`` is just ``{type: edsr}``.
+    """
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
+        earlier = merged.get(key)
+        if (isinstance(value, Mapping) and isinstance(earlier, Mapping) and not isinstance(value, Replace)
+                and value.get("type", earlier.get("type")) == earlier.get("type")):
+            merged[key] = deep_merge(earlier, value)
         else:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = copy.deepcopy(dict(value) if isinstance(value, Replace) else value)
     return merged
 
 
@@ -274,14 +289,34 @@ def inherit_globals(raw: dict[str, Any]) -> None:
             spec["split"] = split
 
 
-def check_scales(recipe: Mapping[str, Any]) -> None:
+def check_scales(recipe: Mapping[str, Any], raw: Mapping[str, Any]) -> None:
     """Refuse a component whose ``scale`` differs from the recipe's: the network, the data and the
     degradation must agree on one factor (an override of ``scale`` reaches every component that
-    inherits it; one that spells another value would fail later, in validation)."""
+    inherits it; one that spells another value would fail later, in validation). ``raw``, the
+    recipe before defaults, tells a scale the user wrote from a component's own default."""
+    written = {where: spec for where, _, spec in component_specs(raw)}
     for where, _, spec in component_specs(recipe):
-        if isinstance(spec, dict) and "scale" in spec and spec["scale"] != recipe["scale"]:
+        if not isinstance(spec, dict) or spec.get("scale", recipe["scale"]) == recipe["scale"]:
+            continue
+        if isinstance(written.get(where), dict) and "scale" in written[where]:
             raise RecipeError(f"{where}.scale: {spec['scale']} conflicts with the recipe's scale: "
                               f"{recipe['scale']}; leave {where}.scale out (it inherits scale) or make them equal")
+        raise RecipeError(f"{where}: '{spec['type']}' works at scale {spec['scale']} by default, the recipe's "
+                          f"scale is {recipe['scale']}; set scale: {spec['scale']} at the top level")
+
+
+APPLIES_TO = {"betas": ("adam", "adamw"), "momentum": ("sgd",), "min_lr_ratio": ("cosine",),
+              "step_size": ("step",), "gamma": ("step",)}
+"""Optimizer and scheduler keys that only some types read; the resolved recipe leaves them out for
+the others, so a printed or saved recipe shows only what the run uses."""
+
+
+def drop_inapplicable(recipe: dict[str, Any]) -> None:
+    """Remove the :data:`APPLIES_TO` keys that the chosen optimizer or scheduler type does not read."""
+    for section in (recipe["optimizer"], recipe["gan"]["optimizer"], recipe["scheduler"]):
+        for key, types in APPLIES_TO.items():
+            if key in section and section["type"] not in types:
+                del section[key]
 
 
 def blame_override(message: str, overrides: Sequence[str]) -> str | None:
@@ -303,12 +338,16 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
     plugins = raw.get("plugins") or []
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise RecipeError(f"{path}: plugins: expected a list of module names or .py paths")
-    import_plugins(plugins, base_dir=path.resolve().parent)
+    # file plugins are found next to the recipe and kept as absolute paths, so the saved recipe and
+    # the model file load them from any working directory (upscale, eval, export)
+    raw["plugins"] = [str(plugin_file(p, path.resolve().parent)) if is_plugin_file(p) else p for p in plugins]
+    import_plugins(raw["plugins"])
     fill_component_defaults(raw)
     inherit_globals(raw)
     try:
         recipe = RECIPE_SCHEMA.resolve(raw, "")
-        check_scales(recipe)
+        check_scales(recipe, raw)
+        drop_inapplicable(recipe)
     except RecipeError as exc:
         override = blame_override(str(exc), overrides)
         raise RecipeError(f"{f'override {override}' if override else path}: {exc}") from exc

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sr_toolkit.atomic import atomic_path
 from sr_toolkit.recipe import dump_recipe
 
 CHECKPOINT_PATTERN = re.compile(r"step_(\d+)\.safetensors")
@@ -38,7 +39,12 @@ class RunFolder:
         """Make the folders and write the resolved recipe."""
         for folder in (self.root, self.checkpoints, self.samples):
             folder.mkdir(parents=True, exist_ok=True)
-        self.recipe.write_text(dump_recipe(recipe), encoding="utf-8")
+        self.save_recipe(recipe)
+
+    def save_recipe(self, recipe: dict[str, Any]) -> None:
+        """Write the resolved recipe as ``recipe.yaml`` (atomically: a resume rewrites it)."""
+        with atomic_path(self.recipe) as temporary:
+            temporary.write_text(dump_recipe(recipe), encoding="utf-8")
 
     def checkpoint_path(self, step: int) -> Path:
         return self.checkpoints / f"step_{step:07d}.safetensors"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,11 +34,13 @@ _MISSING = object()
 
 @dataclass(frozen=True)
 class Field(Node):
-    """A plain value with a type hint and a default (``required=True`` for none)."""
+    """A plain value with a type hint and a default (``required=True`` for none); ``check``, if
+    given, returns what is wrong with a value of the right type (e.g. "must be at least 1"), or None."""
 
     hint: Any
     value: Any = None
     required: bool = False
+    check: Callable[[Any], str | None] | None = None
 
     def resolve(self, value: Any, where: str) -> Any:
         if value is _MISSING:
@@ -49,6 +51,9 @@ class Field(Node):
             raise RecipeError(
                 f"{where}: expected {describe(self.hint)}, got {value!r} ({type(value).__name__})"
             )
+        problem = self.check(value) if self.check is not None else None
+        if problem:
+            raise RecipeError(f"{where}: {problem}, got {value!r}")
         return value
 
     def default(self) -> Any:
@@ -81,6 +86,15 @@ class Section(Node):
 
     def default(self) -> Any:
         return {key: node.default() for key, node in self.fields.items()}
+
+
+def at_least(minimum: int) -> Callable[[Any], str | None]:
+    """A :class:`Field` check: numbers below ``minimum`` are refused (None passes)."""
+
+    def check(value: Any) -> str | None:
+        return f"must be at least {minimum}" if value is not None and value < minimum else None
+
+    return check
 
 
 def component_defaults(registry: Registry, spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -119,7 +119,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, tiny:
                 loss = torch.mean((output - target) ** 2)
                 return loss * float("nan") if self.calls > 3 else loss
     '''))
-    with pytest.raises(TrainingDiverged, match="loss term .nan_after_3. became NaN or inf at step 4.*last good checkpoint is .*step_0000002"):
+    message = "loss term .nan_after_3. became NaN or inf at step 4.*last good checkpoint is .*step_0000002"
+    with pytest.raises(TrainingDiverged, match=message):
         train(tiny, f"plugins=[{plugin}]", "loss=[{type: nan_after_3}]")
     run = tmp_path / "run"
     assert not (run / "model.safetensors").exists()

@@ -177,6 +177,10 @@ def test_a_component_scale_that_conflicts_is_refused_naming_both(tmp_path: Path)
     spelled = write(tmp_path / "spelled.yaml", "scale: 4\nmodel: {type: edsr, scale: 4}\n")
     with pytest.raises(RecipeError, match="spelled.yaml: model.scale: 4 conflicts with the recipe's scale: 2"):
         load_recipe(spelled, ["scale=2"])
+    unscaled = write(tmp_path / "unscaled.yaml", "model: {type: edsr}\n")  # edsr defaults to x4, scale to 1
+    with pytest.raises(RecipeError, match="model: 'edsr' works at scale 4 by default, the recipe's scale is 1; "
+                                          "set scale: 4 at the top level"):
+        load_recipe(unscaled)
 
 
 def test_a_validation_dataset_scores_whole_images(tmp_path: Path) -> None:
@@ -205,3 +209,61 @@ def test_train_cli_reports_recipe_errors_in_one_line(family: Path) -> None:
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "did you mean 'max_steps'" in result.stderr
+
+
+def test_a_child_recipe_switches_the_model_type_or_replaces_a_mapping(tmp_path: Path) -> None:
+    write(tmp_path / "base.yaml", """
+        scale: 4
+        model: {type: resnet_x4, channels: 64, blocks: 2, upsample: bicubic}
+        optimizer: {type: adam, lr: 1e-3, betas: [0.8, 0.9]}
+    """)
+    child = write(tmp_path / "child.yaml", """
+        base: base.yaml
+        model: {type: edsr, channels: 8}
+        optimizer: !replace {type: sgd, lr: 0.1}
+    """)
+    recipe = load_recipe(child)
+    assert recipe["model"]["type"] == "edsr" and recipe["model"]["channels"] == 8
+    assert "upsample" not in recipe["model"] and recipe["model"]["blocks"] != 2  # edsr's own default
+    assert recipe["optimizer"] == {"type": "sgd", "lr": 0.1, "weight_decay": 0.0, "momentum": 0.9, "fused": True}
+    same_type = write(tmp_path / "same.yaml", "base: base.yaml\nmodel: {channels: 32}\n")
+    assert load_recipe(same_type)["model"]["upsample"] == "bicubic"  # same type: merged as before
+
+
+def test_only_the_keys_the_chosen_types_read_are_kept(family: Path) -> None:
+    adam = load_recipe(family, ["scheduler.type=cosine"])
+    assert "betas" in adam["optimizer"] and "momentum" not in adam["optimizer"]
+    assert "min_lr_ratio" in adam["scheduler"] and not {"step_size", "gamma"} & set(adam["scheduler"])
+    sgd = load_recipe(family, ["optimizer.type=sgd", "scheduler.type=step"])
+    assert "momentum" in sgd["optimizer"] and "betas" not in sgd["optimizer"]
+    assert {"step_size", "gamma"} <= set(sgd["scheduler"]) and "min_lr_ratio" not in sgd["scheduler"]
+
+
+def test_file_plugins_are_saved_as_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  clean_registries: None) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    write(folder / "my_loss.py", """
+        import torch
+        from sr_toolkit.registry import LOSSES
+
+        @LOSSES.register("my_l1")
+        class MyL1(torch.nn.Module):
+            def forward(self, output, target):
+                return (output - target).abs().mean()
+    """)
+    recipe_path = write(folder / "r.yaml",
+                        "scale: 4\nplugins: [my_loss.py]\nmodel: {type: edsr}\nloss: [{type: my_l1}]\n")
+    monkeypatch.chdir(tmp_path)  # another working directory than the recipe's
+    recipe = load_recipe(recipe_path)
+    assert recipe["plugins"] == [str((folder / "my_loss.py").resolve())]
+    assert yaml.safe_load(dump_recipe(recipe))["plugins"] == recipe["plugins"]
+
+
+def test_the_esrgan_chain_fits_together() -> None:
+    """The README's ESRGAN-style chain: the PSNR recipe trains exactly the generator the GAN recipe
+    starts from (gan.init_from refuses any other spec)."""
+    psnr = load_recipe(ROOT / "recipes" / "esrgan_lite_psnr_x4.yaml")
+    gan = load_recipe(ROOT / "recipes" / "esrgan_lite_x4.yaml")
+    assert psnr["model"] == gan["model"] and psnr["model"]["batch_norm"] is False
+    assert psnr["gan"]["discriminator"] is None and gan["gan"]["discriminator"]["type"] == "vgg_discriminator"

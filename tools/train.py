@@ -37,11 +37,39 @@ def resume_flag_last(argv: list[str]) -> list[str]:
     return argv
 
 
+def setup_logging(level: int) -> None:
+    """Rich log lines on a terminal; off one (nohup, SLURM, ``> log``) plain lines with the time,
+    each message on one line however long (rich would wrap at 80 columns and cut paths)."""
+    if sys.stderr.isatty():
+        handler: logging.Handler = RichHandler(show_path=False, show_time=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def accelerate_defaults_note() -> str | None:
+    """Under ``accelerate launch`` without an Accelerate config, the answer to the launcher's note on
+    the defaults it used; else None."""
+    if "ACCELERATE_DYNAMO_BACKEND" not in os.environ:
+        return None
+    from accelerate.commands.config.config_args import default_config_file
+
+    if os.path.isfile(default_config_file):
+        return None
+    return ("accelerate launch found no Accelerate config, hence its note on defaults: they are right for one "
+            "process; precision and CPU threads are chosen below from the recipe and the machine "
+            "(`accelerate config default` saves the defaults and silences the note)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(show_path=False, show_time=False)])
+    setup_logging(logging.INFO if rank == 0 else logging.WARNING)
+    note = accelerate_defaults_note()
+    if note and rank == 0:
+        logging.getLogger("sr_toolkit").info("%s", note)
     try:
         recipe = load_recipe(args.recipe, args.overrides)
         if args.print_recipe:
