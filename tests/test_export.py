@@ -80,3 +80,87 @@ def test_a_bad_model_file_is_one_error_line(tmp_path: Path, capsys: pytest.Captu
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error:") and "model.safetensors" in line
     assert not (tmp_path / "m.onnx").exists()
+
+
+class TinyESPCN(torch.nn.Module):
+    """README's plugin example ("Writing a plugin"), whose forward calls its input ``x``."""
+
+    def __init__(self, scale: int = 4, channels: int = 32) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, channels, 5, padding=2), torch.nn.Tanh(),
+            torch.nn.Conv2d(channels, channels, 3, padding=1), torch.nn.Tanh(),
+            torch.nn.Conv2d(channels, 3 * scale**2, 3, padding=1), torch.nn.PixelShuffle(scale),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class BrightnessSwitch(TinyESPCN):
+    """A plugin whose forward branches on the image's values: torch.export cannot trace that."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) if x.mean() > 0.5 else self.body(1 - x)
+
+
+def plugin_file(folder: Path, name: str, module: type[torch.nn.Module]) -> Path:
+    """A model file for a plugin registered here as ``name`` (x2, 8 channels)."""
+    MODELS.register(name)(module)
+    return model_file(folder, f"scale: 2\nmodel: {{type: {name}, scale: 2, channels: 8}}\n")
+
+
+def test_a_plugin_exports_whatever_it_calls_its_input(tmp_path: Path, clean_registries: None,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    path = plugin_file(tmp_path, "tiny_espcn", TinyESPCN)
+    assert export_tool.main([str(path), "--onnx", str(tmp_path / "tiny.onnx")]) == 0
+    out, err = capsys.readouterr()
+    assert "onnxruntime matches PyTorch on a 1x3x48x32 input" in out and err == ""
+    session = onnxruntime.InferenceSession(str(tmp_path / "tiny.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"]
+    assert [o.name for o in session.get_outputs()] == ["output"]
+    x = torch.rand(2, 3, 24, 40, generator=torch.Generator().manual_seed(2))
+    (got,) = session.run(["output"], {"image": x.numpy()})
+    with torch.no_grad():
+        expected = load_model(path)(x).numpy()
+    assert got.shape == expected.shape == (2, 3, 48, 80)
+    assert np.abs(got - expected).max() < 1e-4 and expected.std() > 1e-3
+
+
+def test_a_model_that_cannot_be_traced_is_one_error_line(tmp_path: Path, clean_registries: None,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    path = plugin_file(tmp_path, "brightness_switch", BrightnessSwitch)
+    assert export_tool.main([str(path), "--onnx", str(tmp_path / "out" / "m.onnx")]) == 2
+    out, err = capsys.readouterr()
+    (line,) = err.strip().splitlines()
+    assert out == ""
+    assert line.startswith(f"error: cannot export model 'brightness_switch' of {path} to ONNX: ")
+    assert "Could not guard on data-dependent expression" in line  # torch.export's reason, not its advice
+    assert "\x1b" not in line
+    assert list((tmp_path / "out").iterdir()) == []  # nothing written, not even a temporary file
+
+
+def test_failure_reason_is_the_innermost_cause_without_colours() -> None:
+    try:
+        try:
+            raise ValueError("\x1b[96mreal\x1b[0m reason\nmore detail")
+        except ValueError as inner:
+            raise RuntimeError("Failed to export. Next steps:\n- advice") from inner
+    except RuntimeError as outer:
+        assert export_tool.failure_reason(outer) == "ValueError: real reason"
+    assert export_tool.failure_reason(KeyError()) == "KeyError"
+
+
+def test_onnxruntime_failing_to_run_the_file_is_one_error_line(tmp_path: Path, clean_registries: None,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    def refuse(*args: object) -> float:
+        raise RuntimeError("[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation\n"
+                           "for ConvTranspose(11) node")
+
+    path = plugin_file(tmp_path, "tiny_espcn", TinyESPCN)
+    monkeypatch.setattr(export_tool, "onnx_difference", refuse)
+    assert export_tool.main([str(path), "--onnx", str(tmp_path / "tiny.onnx")]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (f"error: onnxruntime cannot run the export of model 'tiny_espcn' of {path}: RuntimeError: "
+                    "[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation")
