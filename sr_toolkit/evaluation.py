@@ -34,7 +34,7 @@ from sr_toolkit.imageio import match_channels, read_image
 from sr_toolkit.model_file import load_model
 from sr_toolkit.recipe import load_recipe
 from sr_toolkit.resize import imresize_8bit, modcrop
-from sr_toolkit.tiling import forward_tiled, tiles_exactly
+from sr_toolkit.tiling import auto_tile, forward_tiled
 from sr_toolkit.weights import WeightsUnavailableError
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
@@ -200,12 +200,11 @@ def run_model(model: torch.nn.Module, x: Tensor, scale: int, tile: int | None = 
 
     ``tile`` None tiles automatically (tiles of :data:`AUTO_TILE`) above :data:`AUTO_TILE_PIXELS`
     output pixels, for models whose tiled output equals their whole-image output
-    (:func:`sr_toolkit.tiling.tiles_exactly`); 0 never tiles. :func:`sr_toolkit.tiling.forward_tiled`
+    (:func:`sr_toolkit.tiling.auto_tile`); 0 never tiles. :func:`sr_toolkit.tiling.forward_tiled`
     pads the input of a model with a ``size_multiple`` and crops the output back.
     """
-    large = x.shape[-2] * x.shape[-1] * scale**2 > AUTO_TILE_PIXELS
-    if tile is None and large and tiles_exactly(model):
-        tile = AUTO_TILE
+    if tile is None:
+        tile = auto_tile(model, x.shape[-2], x.shape[-1], scale=scale, max_pixels=AUTO_TILE_PIXELS, tile=AUTO_TILE)
     tile = tile or None
     # One tile needs no overlap (and no warning about a model without a declared halo).
     output = forward_tiled(model, x, scale=scale, tile=tile, overlap=None if tile else 0)

@@ -16,6 +16,10 @@ half an input pixel from the whole image's, which shows at sharp edges and tile 
 Models with a ``size_multiple`` (the autoencoder needs multiples of 16) get tiles and overlaps rounded up
 to that multiple, and the crops at the bottom and right edges padded by repeating the edge pixels; the
 padded part of the output is dropped. The untiled pass (``tile=None``) is padded the same way.
+
+:func:`auto_tile` decides when to tile without being asked (``tools/upscale.py`` by the memory available,
+evaluation above 2048x2048 output pixels): only where the result does not change, that is for models
+that tile exactly and declare their ``halo``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from torch import Tensor, nn
 
 FALLBACK_OVERLAP = 32
 """Overlap for models that do not declare a ``halo`` (third-party plugins); a warning says it is a guess."""
+MIN_AUTO_TILE = 16
+"""The smallest tile :func:`auto_tile` picks, however little memory there is: a smaller one is mostly overlap."""
 
 
 class Span(NamedTuple):
@@ -70,6 +76,40 @@ def tiles_exactly(model: nn.Module) -> bool:
     """False when the model upsamples with ``align_corners=True``, whose sampling grid depends on the
     input size: its tiled output then differs slightly from its whole-image output."""
     return not any(isinstance(module, nn.Upsample) and module.align_corners for module in model.modules())
+
+
+def auto_tile(
+    model: nn.Module,
+    height: int,
+    width: int,
+    *,
+    scale: int,
+    max_pixels: int,
+    tile: int | None = None,
+    overlap: int | None = None,
+) -> int | None:
+    """The tile side (input pixels) to run a ``height`` x ``width`` input in when nobody chose one;
+    None: one pass over the whole input.
+
+    None when one pass makes at most ``max_pixels`` output pixels (``height * width * scale**2``), and
+    when tiling could change the result: the model samples with ``align_corners`` (:func:`tiles_exactly`)
+    or declares no ``halo`` (its overlap would be a guess). Otherwise ``tile`` when given, else
+    :func:`fitting_tile`.
+    """
+    exact = tiles_exactly(model) and getattr(model, "halo", None) is not None
+    if height * width * scale**2 <= max_pixels or not exact:
+        return None
+    return fitting_tile(model, scale=scale, max_pixels=max_pixels, overlap=overlap) if tile is None else tile
+
+
+def fitting_tile(model: nn.Module, *, scale: int, max_pixels: int, overlap: int | None = None) -> int:
+    """The largest tile (input pixels a side) whose pass, the tile and ``overlap`` pixels on each side
+    (default :func:`default_overlap`), makes at most ``max_pixels`` output pixels; in multiples of the
+    model's size multiple, and at least :data:`MIN_AUTO_TILE` however small ``max_pixels`` is."""
+    multiple = size_multiple(model)
+    overlap = default_overlap(model) if overlap is None else round_up(overlap, multiple)
+    side = math.isqrt(max(max_pixels, 0)) // scale - 2 * overlap
+    return max(side // multiple * multiple, round_up(MIN_AUTO_TILE, multiple))
 
 
 def spans(size: int, tile: int | None, overlap: int) -> list[Span]:

@@ -12,6 +12,7 @@ from sr_toolkit.imageio import to_uint8
 from sr_toolkit.registry import MODELS
 from sr_toolkit.tiling import (
     FALLBACK_OVERLAP,
+    auto_tile,
     default_overlap,
     forward_tiled,
     spans,
@@ -162,3 +163,51 @@ def test_bad_arguments_are_refused() -> None:
         forward_tiled(model, (x * 255).to(torch.uint8), scale=2, tile=8)
     with pytest.raises(ValueError, match="out: expected 32x32"):
         forward_tiled(model, x, scale=2, tile=8, out=torch.empty(1, 3, 30, 32))
+
+
+class Padded(Recorder):
+    """:class:`Recorder` that needs sizes in multiples of 8 (its halo of 3 becomes an overlap of 8)."""
+
+    size_multiple = 8
+
+
+def test_auto_tile_leaves_images_that_fit_in_one_pass() -> None:
+    model = Recorder()  # x2, halo 3
+    assert auto_tile(model, 40, 50, scale=2, max_pixels=80 * 100) is None  # exactly the limit
+    assert auto_tile(model, 40, 51, scale=2, max_pixels=80 * 100) == 38  # 89 output pixels a side: 44 input
+    assert auto_tile(model, 40, 51, scale=2, max_pixels=80 * 100, tile=256) == 256  # evaluation's fixed tile
+
+
+@pytest.mark.parametrize("model, max_pixels, overlap, tile", [
+    (Recorder(), 80 * 80, None, 34),  # (34 + 2 * 3) * 2 = 80 output pixels a side
+    (Recorder(), 81 * 81, None, 34),  # 81 // 2 = 40 input pixels a side, 6 of them overlap
+    (Recorder(), 80 * 80, 10, 20),  # the overlap asked for
+    (Padded(), 80 * 80, None, 24),  # 40 - 2 * 8, in multiples of 8
+    (Padded(), 85 * 85, 5, 24),  # an overlap of 5 is rounded up to 8 as forward_tiled rounds it
+    (Recorder(), 30 * 30, None, 16),  # too little memory for any tile: the smallest
+    (Padded(), 0, None, 16),
+])
+def test_auto_tile_is_the_largest_tile_whose_pass_fits(model: nn.Module, max_pixels: int, overlap: int | None,
+                                                       tile: int) -> None:
+    assert auto_tile(model, 200, 300, scale=2, max_pixels=max_pixels, overlap=overlap) == tile
+
+
+def test_auto_tile_passes_stay_within_the_limit_and_equal_one_pass() -> None:
+    model = Recorder()
+    x = torch.rand(1, 3, 150, 97)
+    tile = auto_tile(model, 150, 97, scale=2, max_pixels=4 * 50 * 50)
+    assert tile == 44
+    out = forward_tiled(model, x, scale=2, tile=tile)
+    assert model.largest * 4 <= 4 * 50 * 50  # no pass made more output pixels than allowed
+    torch.testing.assert_close(out, x.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1))
+
+
+def test_auto_tile_never_tiles_where_tiles_would_differ() -> None:
+    align_corners = randomised({"type": "resnet_x4", "channels": 8, "blocks": 1, "upsample": "bilinear_ac"})
+    assert auto_tile(align_corners, 500, 500, scale=4, max_pixels=100) is None
+    no_halo = nn.Conv2d(3, 3, 3, padding=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no guessed overlap, no warning about one
+        assert auto_tile(no_halo, 500, 500, scale=1, max_pixels=100) is None
+        assert auto_tile(no_halo, 500, 500, scale=1, max_pixels=100, tile=256) is None
+    assert all(auto_tile(MODELS.build(spec), 100, 100, scale=4, max_pixels=100) is not None for spec in EXACT)

@@ -1,4 +1,5 @@
-"""tools/upscale.py and the Python API: names kept, alpha, kinds kept, EXIF, 16-bit, bad inputs, bombs, tiling."""
+"""tools/upscale.py and the Python API: names kept, alpha, kinds kept, EXIF, 16-bit, bad inputs, bombs, tiling,
+automatic tiles by the memory available, and running out of memory."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,8 +18,18 @@ import torch
 from PIL import Image, ImageOps
 
 import sr_toolkit
+from sr_toolkit import inference
 from sr_toolkit.imageio import decode_image, read_image, to_uint8
-from sr_toolkit.inference import fill_hidden, save_pixels
+from sr_toolkit.inference import (
+    MEMORY_SHARE,
+    bytes_per_output_pixel,
+    fill_hidden,
+    is_out_of_memory,
+    plan_memory,
+    prepare,
+    save_pixels,
+    upscale_batch,
+)
 from sr_toolkit.model_file import save_model
 from sr_toolkit.recipe import load_recipe
 from sr_toolkit.registry import MODELS
@@ -497,3 +508,136 @@ def test_python_api_keeps_the_mode(x4: torch.nn.Module, mode: str, returned: str
         top = 255 if mode == "L" else 65535
         expected = np.round(gray_output(x4, torch.from_numpy(np.asarray(image) / np.float32(top))[None]) * top)
         assert np.abs(np.asarray(result).astype(int) - expected).max() <= 1
+
+
+# --- memory: automatic tiles, and one error line when memory runs out ------------------------------
+
+
+class Widening(torch.nn.Module):
+    """Restoration (x1, no context) that makes a ``factor`` times wider float copy of its input, three
+    times over, each freed before the next."""
+
+    scale, halo = 1, 0
+
+    def __init__(self, factor: int) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(3):
+            x = torch.cat([x] * self.factor, dim=1)[:, :3] * 1
+        return x
+
+
+@pytest.mark.parametrize("factor", [1, 10])
+def test_bytes_per_output_pixel_is_the_peak_of_live_tensors(factor: int) -> None:
+    # at the peak: the probe (12 bytes a pixel), the previous copy (12), the wide one (12 * factor) and its
+    # first three channels (12); the two earlier wide copies were freed and do not count
+    assert bytes_per_output_pixel(Widening(factor)) == 12 * factor + 36
+
+
+class NeedsTiles(torch.nn.Module):
+    """An x2 upscaler (two 3x3 convs, then pixel shuffle: a halo of 2) whose device runs out of memory
+    on inputs of more than ``LIMIT`` pixels, raising ``ERROR``."""
+
+    scale, halo = 2, 2
+    LIMIT = 70 * 70  # above the 64x64 probe of bytes_per_output_pixel
+    ERROR: BaseException = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Tanh(),
+                                        torch.nn.Conv2d(8, 12, 3, padding=1), torch.nn.PixelShuffle(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2] * x.shape[-1] > self.LIMIT:
+            raise self.ERROR
+        return self.body(x)
+
+
+@pytest.fixture
+def needs_tiles(tmp_path: Path, clean_registries: None) -> Path:
+    """A model file of :class:`NeedsTiles`, registered for this test."""
+    MODELS.register("needs_tiles")(NeedsTiles)
+    torch.manual_seed(0)
+    path = tmp_path / "needs_tiles.safetensors"
+    save_model(path, NeedsTiles(), {"model": {"type": "needs_tiles"}, "scale": 2, "task": "upscale"})
+    return path
+
+
+def limit_memory(monkeypatch: pytest.MonkeyPatch, model: torch.nn.Module, output_pixels: int) -> int:
+    """Make the available memory what ``model`` takes for ``output_pixels`` output pixels in one pass,
+    over :data:`MEMORY_SHARE`; returns it (bytes)."""
+    available = int((output_pixels + 0.5) * bytes_per_output_pixel(model) / MEMORY_SHARE)
+    monkeypatch.setattr(inference, "available_memory", lambda device: available)
+    return available
+
+
+def test_images_too_large_for_memory_run_in_tiles(tmp_path: Path, needs_tiles: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    model = prepare(sr_toolkit.load_model(needs_tiles))
+    available = limit_memory(monkeypatch, model, 140 * 140)  # 70x70 input pixels in one pass: a tile of 66, overlap 2
+    photo(96, 80).save(tmp_path / "large.png")  # 7680 pixels: out of memory in one pass
+    photo(20, 16).save(tmp_path / "small.png")
+    assert run(needs_tiles, tmp_path / "large.png", tmp_path / "small.png", "--out", tmp_path / "out") == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "tiles of" in line]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"{tmp_path / 'large.png'}: tiles of 66 px: one pass over 96x80 would take about ")
+    assert lines[0].endswith(f"more than 50% of the {available / 2**30:.2f} GiB available")
+    x = read_image(tmp_path / "large.png")[None]
+    monkeypatch.setattr(NeedsTiles, "LIMIT", 10**9)
+    with torch.no_grad():
+        whole = model(x)
+    assert plan_memory(model, 80, 96, device="cpu", bytes_per_pixel=bytes_per_output_pixel(model)).tile == 66
+    tiled = upscale_batch(model, x, scale=2, tile=66)
+    torch.testing.assert_close(tiled, whole.clamp(0, 1), atol=1e-5, rtol=0)
+    assert_same_image(tmp_path / "out" / "large.png", to_uint8(whole[0]).permute(1, 2, 0).numpy())
+    assert Image.open(tmp_path / "out" / "small.png").size == (40, 32)
+
+
+@pytest.mark.parametrize("error", [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you "
+                 "tried to allocate 11059200000 bytes. Error code 12 (Cannot allocate memory)"),
+    MemoryError(),
+], ids=["cuda", "cpu", "python"])
+@pytest.mark.parametrize("tile, where, suggestion", [
+    (None, "in one pass over 96x80 pixels", 48),
+    (70, "in tiles of 70 px", 35),  # 74x74 input pixels with the overlap: more than 70x70
+])
+def test_running_out_of_memory_is_one_line_and_the_others_complete(
+    tmp_path: Path, needs_tiles: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+    error: BaseException, tile: int | None, where: str, suggestion: int,
+) -> None:
+    monkeypatch.setattr(NeedsTiles, "ERROR", error)
+    monkeypatch.setattr(inference, "available_memory", lambda device: 2**50)  # the estimate says it fits
+    photo(96, 80).save(tmp_path / "large.png")
+    photo(20, 16).save(tmp_path / "small.png")
+    tiling = ["--tile", tile] if tile else []
+    assert run(needs_tiles, tmp_path / "large.png", tmp_path / "small.png", "--out", tmp_path / "out", *tiling) == 1
+    err = capsys.readouterr().err
+    assert error_lines(err) == [f"error: {tmp_path / 'large.png'}: out of memory {where}: try --tile {suggestion}"]
+    assert "Traceback" not in err and "1 written to" in err and "1 failed" in err
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["small.png"]
+
+
+def test_out_of_memory_errors_are_told_from_others() -> None:
+    assert is_out_of_memory(MemoryError())
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory."))
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8"))
+    assert not is_out_of_memory(RuntimeError("Given groups=1, weight of size [8, 3, 3, 3], expected input"))
+    assert not is_out_of_memory(ValueError("out of memory"))
+
+
+def test_available_memory_is_what_the_system_can_give(monkeypatch: pytest.MonkeyPatch) -> None:
+    import psutil
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=10**6, available=12345))
+    assert inference.available_memory("cpu") == 12345
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_available_gpu_memory_is_at_most_its_total() -> None:
+    free = inference.available_memory("cuda")
+    assert 0 < free <= torch.cuda.get_device_properties(0).total_memory

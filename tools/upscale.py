@@ -7,6 +7,11 @@ channel when the input has 16 (or ``--16bit`` asks), else 8. Where the format ca
 and BMP have no alpha, only PNG is written with 16 bits) a warning says so once, and alpha is laid
 over white or 16 bits become 8. An unreadable input gets one error line and the others still
 complete; the exit code is 1 when any input failed, 2 when the model (or the command line) is unusable.
+
+Without ``--tile``, an image whose one pass would take more than half the memory available on the device
+runs in tiles sized to fit, with one line saying so (models that tile exactly only: see
+:func:`sr_toolkit.tiling.auto_tile`). An image that still runs out of memory gets one error line with a
+smaller ``--tile`` to try, and the others still complete.
 """
 
 from __future__ import annotations
@@ -23,8 +28,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sr_toolkit.errors import DataError, SrToolkitError
 from sr_toolkit.imageio import IMAGE_EXTENSIONS, Decoded, composite, decode_image, list_images, split_alpha
-from sr_toolkit.inference import ALPHA_FORMATS, load_model, model_scale, prepare, save_pixels, upscale_batch
+from sr_toolkit.inference import (
+    ALPHA_FORMATS,
+    MEMORY_SHARE,
+    bytes_per_output_pixel,
+    is_out_of_memory,
+    load_model,
+    model_scale,
+    plan_memory,
+    prepare,
+    save_pixels,
+    upscale_batch,
+)
 from sr_toolkit.tiling import tile_count, tiles_exactly
+
+
+class OutOfMemory(SrToolkitError):
+    """An image ran out of memory in the network; the message says which ``--tile`` to try."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,7 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="folder for the results")
     parser.add_argument("--tile", type=int, default=None,
                         help="run the model on tiles of this many input pixels a side: memory then grows "
-                             "with the tile, not the image (default: whole images)")
+                             "with the tile, not the image (default: whole images, or tiles sized to fit "
+                             "the memory available where one pass would not)")
     parser.add_argument("--tile-overlap", type=int, default=None, metavar="N",
                         help="context pixels read around each tile (default: the model's receptive field, "
                              "which makes tiled and untiled results equal)")
@@ -102,21 +123,54 @@ def fit_format(image: Decoded, ext: str, sixteen_bit: bool,
     return pixels, torch.uint16 if deep and image_format == "PNG" else torch.uint8
 
 
-def process(model: torch.nn.Module, source: Path, target: Path, args: argparse.Namespace,
-            progress: Progress, warn: Callable[[str], None]) -> None:
-    """Read, upscale and write one image, keeping its kind as far as ``args.ext`` allows; raises on
-    failure."""
+def choose_tile(model: torch.nn.Module, source: Path, height: int, width: int, args: argparse.Namespace,
+                bytes_per_pixel: float | None, say: Callable[[str], None]) -> int | None:
+    """``--tile`` when given, else the tile that fits the memory available (None: one pass), said in one
+    line when there is one. ``bytes_per_pixel``: the model's, None only with ``--tile``."""
+    if bytes_per_pixel is None:
+        return args.tile
+    plan = plan_memory(model, height, width, device=args.device, bytes_per_pixel=bytes_per_pixel,
+                       overlap=args.tile_overlap)
+    if plan.tile is not None:
+        say(f"{source}: tiles of {plan.tile} px: one pass over {width}x{height} would take about "
+            f"{gib(plan.needed)} ({bytes_per_pixel:.0f} bytes per output pixel), more than {MEMORY_SHARE:.0%} "
+            f"of the {gib(plan.available)} available")
+    return plan.tile
+
+
+def gib(size: float) -> str:
+    """A size in bytes, in GiB to two decimals."""
+    return f"{size / 2**30:.2f} GiB"
+
+
+def smaller_tile(tile: int | None, height: int, width: int) -> int:
+    """A tile to try after running out of memory: half the tile that ran, or of the image's longer side
+    when it ran in one pass (each halving takes a pass about a quarter of the memory)."""
+    return max((tile or max(height, width)) // 2, 1)
+
+
+def process(model: torch.nn.Module, source: Path, target: Path, args: argparse.Namespace, progress: Progress,
+            say: Callable[[str], None], warn: Callable[[str], None], bytes_per_pixel: float | None) -> None:
+    """Read, upscale and write one image, keeping its kind as far as ``args.ext`` allows, in tiles as
+    :func:`choose_tile` says; raises on failure (:class:`OutOfMemory` when the network runs out)."""
     image, dtype = fit_format(decode_image(source, max_pixels=args.max_pixels), args.ext, args.sixteen_bit,
                               warn)
     scale = model_scale(model)
     channels, height, width = image.shape
+    tile = choose_tile(model, source, height, width, args, bytes_per_pixel, say)
     # (H, W, C) integer pixels, written through a (C, H, W) view: the file is encoded from it as it is
     pixels = torch.empty((1, height * scale, width * scale, channels), dtype=dtype)
-    count = tile_count(model, height, width, args.tile)
+    count = tile_count(model, height, width, tile)
     tiles = progress.add_task(f"  tiles of {source.name}", total=count, visible=count > 1)
     try:
-        upscale_batch(model, image[None], scale=scale, tile=args.tile, overlap=args.tile_overlap,
+        upscale_batch(model, image[None], scale=scale, tile=tile, overlap=args.tile_overlap,
                       out=pixels.permute(0, 3, 1, 2), on_tile=lambda: progress.advance(tiles))
+    except (RuntimeError, MemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        where = f"in tiles of {tile} px" if tile else f"in one pass over {width}x{height} pixels"
+        raise OutOfMemory(f"{source}: out of memory {where}: try --tile {smaller_tile(tile, height, width)}") \
+            from None
     finally:
         progress.remove_task(tiles)
     del image
@@ -144,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise SrToolkitError(f"--device {args.device}: CUDA is not available on this machine")
         model = prepare(load_model(args.model), device, args.half)
-    except (SrToolkitError, RuntimeError) as exc:
+        bytes_per_pixel = None if args.tile is not None else bytes_per_output_pixel(model)
+    except (SrToolkitError, RuntimeError, ValueError) as exc:
         say(f"error: {exc}")
         return 2
     info = model.sr_info
@@ -165,10 +220,10 @@ def main(argv: list[str] | None = None) -> int:
                 if target is None:
                     raise DataError(problem)
                 try:
-                    process(model, source, target, args, progress, warn_once)
+                    process(model, source, target, args, progress, say, warn_once, bytes_per_pixel)
                 finally:
                     progress.advance(images)
-            except (SrToolkitError, ValueError, OSError, torch.cuda.OutOfMemoryError) as exc:
+            except (SrToolkitError, ValueError, OSError, MemoryError) as exc:
                 failed += 1
                 say(f"error: {describe_failure(source, exc)}")
     say(f"{len(work) - failed} written to {args.out}" + (f", {failed} failed" if failed else ""))
@@ -178,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
 def describe_failure(source: Path, exc: Exception) -> str:
     """One line naming the input and what went wrong with it."""
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        message = "out of memory: try a smaller --tile"
+    if isinstance(exc, MemoryError):
+        message = "out of memory"
     elif "too large" in message:
         message += " (--max-pixels raises the limit)"
     return message if str(source) in message else f"{source}: {message}"
