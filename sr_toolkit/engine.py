@@ -190,9 +190,11 @@ class Trainer:
 
     def _init_generator(self, path: Path) -> None:
         tensors, info = checkpoint.read(path)
-        if info.get("model") != self.recipe["model"]:
+        differs = first_difference(flat_spec("model", self.recipe["model"]), flat_spec("model", info.get("model")))
+        if differs:
+            key, ours, theirs = differs
             raise checkpoint.CheckpointError(
-                f"gan.init_from: {path} holds model {info.get('model')}, this recipe trains {self.recipe['model']}")
+                f"gan.init_from: {path} holds a model with {key} = {theirs}, this recipe trains {key} = {ours}")
         checkpoint.load_weights(self.accelerator.unwrap_model(self.model), tensors, f"gan.init_from: {path}")
         if self.ema is not None:
             self.ema.module.load_state_dict(tensors)
@@ -547,22 +549,32 @@ class Trainer:
 
     def _check_resumable(self, path: Path, saved: dict[str, Any]) -> None:
         """Refuse a checkpoint whose run had another scale, task, model or discriminator."""
-        ours, theirs = run_kind(self.recipe), run_kind(saved)
-        for key in dict.fromkeys([*ours, *theirs]):
-            if ours.get(key) != theirs.get(key):
-                raise checkpoint.CheckpointError(
-                    f"--resume: {path} was trained with {key} = {theirs.get(key)}, this recipe has "
-                    f"{ours.get(key)}; resume with the run's own recipe.yaml, or start a new run (another name)")
+        differs = first_difference(run_kind(self.recipe), run_kind(saved))
+        if differs:
+            key, ours, theirs = differs
+            raise checkpoint.CheckpointError(
+                f"--resume: {path} was trained with {key} = {theirs}, this recipe has {ours}; "
+                "resume with the run's own recipe.yaml, or start a new run (another name)")
+
+
+def flat_spec(where: str, spec: dict[str, Any] | None) -> dict[str, Any]:
+    """A component spec as ``{"model.type": ..., "model.channels": ...}`` (empty for None)."""
+    return {f"{where}.{key}": value for key, value in (spec or {}).items()}
 
 
 def run_kind(recipe: dict[str, Any]) -> dict[str, Any]:
     """What a checkpoint can only be resumed with, key by key: scale, task, and every argument of the
     model and of the discriminator (``model.channels``...)."""
-    kind = {"scale": recipe.get("scale"), "task": recipe.get("task")}
-    specs = {"model": recipe.get("model"), "gan.discriminator": recipe.get("gan", {}).get("discriminator")}
-    for where, spec in specs.items():
-        kind.update({f"{where}.{key}": value for key, value in (spec or {}).items()})
-    return kind
+    return {"scale": recipe.get("scale"), "task": recipe.get("task"), **flat_spec("model", recipe.get("model")),
+            **flat_spec("gan.discriminator", recipe.get("gan", {}).get("discriminator"))}
+
+
+def first_difference(ours: dict[str, Any], theirs: dict[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first key whose value differs between two flat mappings: (key, ours, theirs), or None."""
+    for key in dict.fromkeys([*ours, *theirs]):
+        if ours.get(key) != theirs.get(key):
+            return key, ours.get(key), theirs.get(key)
+    return None
 
 
 class StopRequested(Exception):

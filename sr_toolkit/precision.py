@@ -39,7 +39,9 @@ def choose_precision(requested: str, device: torch.device) -> Precision:
     channels_last). Elsewhere it keeps fp32: on AVX2-only CPUs bf16 is emulated and ran 6.5x slower.
     """
     if requested != "auto":
-        return Precision(requested, device.type == "cpu" and requested == "bf16", "set in the recipe")
+        # channels_last where the lower precision has fast kernels for it: CUDA, and bf16 on CPUs
+        channels_last = requested != "no" and (device.type == "cuda" or (device.type == "cpu" and requested == "bf16"))
+        return Precision(requested, channels_last, "set in the recipe")
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
             return Precision("bf16", True, f"{torch.cuda.get_device_name(device)} supports bf16")
