@@ -475,8 +475,11 @@ class Trainer:
                 self.folder.prune_checkpoints(self.train_cfg["keep_checkpoints"])
             save_model(self.folder.model, self._eval_model(), self.recipe)
         validated_before = self.last_validation is not None and self.last_validation[0] == self.state.step
+        best_before = self.state.best_psnr
         result = self._validate_unless_stopped(stop) if self.val_set is not None else None
         if self.main:
+            if self.state.best_psnr != best_before:  # the last checkpoint records the best score, for a resume
+                self._save_checkpoint(self.folder.checkpoint_path(self.state.step))
             if result is not None:
                 if not self.console.is_terminal and not validated_before:  # a line for batch logs, as in training
                     log.info("%s", validation_line(self.state.step, result))

@@ -172,3 +172,11 @@ def test_skips_that_recover_reset_the_count(nan_recipe: Path) -> None:
     trainer = train(nan_recipe, "loss=[{type: nan_at, calls: [2, 3, 5, 6]}]", "train.on_nonfinite=skip",
                     "train.max_consecutive_skips=3", "train.max_steps=7")
     assert trainer.state.step == 7 and trainer.state.skipped == 4
+
+
+def test_the_last_checkpoint_records_the_final_validations_best(tmp_path: Path) -> None:
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY_RECIPE + f"output_dir: {tmp_path / 'run'}\n")
+    trainer = train(recipe, "train.max_steps=3", "train.val_every=100")  # validated only at the end
+    _, meta = checkpoint.read(tmp_path / "run" / "checkpoints" / "step_0000003.safetensors")
+    assert meta["best_psnr"] == trainer.state.best_psnr > 0
