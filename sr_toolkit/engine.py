@@ -102,6 +102,7 @@ class Counters:
     best_psnr: float = -math.inf
     skipped: int = 0  # updates dropped by on_nonfinite: skip
     progress: float = 0.0  # of the schedule, for the next step (see schedule.RunProgress)
+    val_seconds: float = 0.0  # the last validation's time, kept free at the end of a time budget
 
 
 class Trainer:
@@ -135,9 +136,13 @@ class Trainer:
         data = recipe["data"]
         self.train_set = DATASETS.build(data["train"], where="data.train")
         self.val_set = DATASETS.build(data["val"], where="data.val") if data["val"] else None
-        if not recipe["degradation"] and "input" not in self.train_set[0]:
+        paired = "input" in self.train_set[0]
+        if not recipe["degradation"] and not paired:
             raise SrToolkitError("degradation: the list is empty and data.train gives no inputs; add one, "
                                  "e.g. degradation: [{type: downscale}] for upscaling")
+        if recipe["degradation"] and paired and self.main:
+            log.info("data.train gives its own inputs (%s): the degradation list is not applied to them",
+                     data["train"]["type"])
         resume_path = self._resume_path(resume)
         set_seed(recipe["seed"])
         self.model = MODELS.build(recipe["model"], where="model")
@@ -164,6 +169,7 @@ class Trainer:
         self.update_skipped = False
         self.consecutive_skips = 0
         self.last_validation: tuple[int, ValidationResult | None] | None = None
+        self.stopped_by: int | None = None  # the signal number that stopped the last fit, if one did
         if resume_path is not None:
             self._load(resume_path)
         elif recipe["gan"]["init_from"]:
@@ -228,7 +234,9 @@ class Trainer:
         """
         with StopSignal() as stop:
             self._train(stop)
-            return self._finish(stop)
+            result = self._finish(stop)
+        self.stopped_by = stop.signum
+        return result
 
     def _train(self, stop: StopSignal) -> None:
         cfg = self.train_cfg
@@ -236,21 +244,21 @@ class Trainer:
         if self.main:
             log.info("precision: %s%s (%s)", self.precision.mixed_precision,
                      " + channels_last" if self.precision.channels_last else "", self.precision.reason)
-            log.info("training until step %d (train.max_steps)%s, whichever comes first", cfg["max_steps"],
-                     f" or {cfg['max_time']} of training (train.max_time)" if budget else "")
+            log.info("training until step %d (train.max_steps)%s", cfg["max_steps"],
+                     f" or {cfg['max_time']} of training (train.max_time), whichever comes first" if budget else "")
         batches = self._batches()
         # base rates from the recipe: param_groups hold the last scaled rate after a resume
         schedules = [(self.optimizer, self.recipe["optimizer"]["lr"])]
         if self.gan is not None:
             schedules.append((self.gan.optimizer, self.recipe["gan"]["optimizer"]["lr"]))
         started = time.perf_counter() - self.state.elapsed
-        last_val_seconds = 0.0
         self.model.train()
         with TrainingDisplay(self.console, self.main, cfg["max_steps"], self.state.step) as display:
             first_step, loop_start = self.state.step, time.perf_counter()
             while self.state.step < cfg["max_steps"]:
                 elapsed = time.perf_counter() - started
-                if stop.requested or (budget and elapsed + last_val_seconds >= budget):
+                if stop.requested or (budget and elapsed + self.state.val_seconds >= budget):
+                    self.state.elapsed = elapsed  # validations since the last step count too
                     break
                 factor = lr_factor(self.recipe["scheduler"], self.state.step, self.progress(self.state.step, elapsed))
                 for optimizer, base_lr in schedules:
@@ -285,7 +293,7 @@ class Trainer:
                     result = self._validate_unless_stopped(stop)
                     if result is not None:
                         display.validated(validation_line(step, result))
-                    last_val_seconds = time.perf_counter() - tick
+                    self.state.val_seconds = time.perf_counter() - tick
             display.finish(self.state.step)
         self._check_finite()
         if self.main:
@@ -386,12 +394,15 @@ class Trainer:
         return not self.update_skipped
 
     def _count_skip(self) -> None:
-        """Count a skipped step; stop after ``max_consecutive_skips`` of them in a row."""
+        """Count a skipped step, with a log line; stop after ``max_consecutive_skips`` in a row."""
         self.state.skipped += 1
         self.consecutive_skips += 1
+        name, first = self.watch.culprit()
+        if self.main:
+            log.warning("step %d: %s was NaN or inf: update skipped (%d skipped in all)", self.state.step + 1,
+                        describe(name), self.state.skipped)
         limit = self.train_cfg["max_consecutive_skips"]
         if self.consecutive_skips >= limit:
-            name, first = self.watch.culprit()
             raise TrainingDiverged(
                 f"{describe(name)} was NaN or inf in {limit} steps in a row (from step {first}, "
                 f"train.max_consecutive_skips: {limit}); training stopped; {self._last_good()}; "
@@ -500,7 +511,7 @@ class Trainer:
         tensors.update(optimizer_tensors)
         tensors.update(checkpoint.rng_state())
         meta = {"step": self.state.step, "elapsed": self.state.elapsed, "best_psnr": self.state.best_psnr,
-                "skipped": self.state.skipped, "progress": self.state.progress,
+                "skipped": self.state.skipped, "progress": self.state.progress, "val_seconds": self.state.val_seconds,
                 "optimizer": optimizer_meta, "recipe": self.recipe}
         if self.gan is not None:
             discriminator = self.accelerator.unwrap_model(self.gan.discriminator)
@@ -530,7 +541,8 @@ class Trainer:
         if progress is None:
             old_limits = RunProgress(before["max_steps"], parse_duration(before["max_time"]))
             progress = old_limits(meta["step"], meta["elapsed"])
-        self.state = Counters(meta["step"], meta["elapsed"], meta["best_psnr"], meta.get("skipped", 0), progress)
+        self.state = Counters(meta["step"], meta["elapsed"], meta["best_psnr"], meta.get("skipped", 0), progress,
+                              meta.get("val_seconds", 0.0))
         self._continue_schedule(before)
         if self.main:
             self.folder.truncate_after(self.state.step)
@@ -592,14 +604,15 @@ class StopSignal:
     """
 
     def __init__(self) -> None:
-        self.requested: str | None = None
+        self.requested: str | None = None  # the first signal's name
+        self.signum: int | None = None  # and its number
         self._abortable = False
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
+        self.requested, self.signum = signal.Signals(signum).name, signum
         if self._abortable:
             raise StopRequested(self.requested)
 

@@ -352,19 +352,31 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
         override = blame_override(str(exc), overrides)
         raise RecipeError(f"{f'override {override}' if override else path}: {exc}") from exc
     recipe["name"] = recipe["name"] or path.stem
-    recipe["output_dir"] = recipe["output_dir"] or str(Path("runs") / recipe["name"])
+    recipe["output_dir"] = recipe["output_dir"] or default_output_dir(recipe["name"])
     if recipe["validation"]["crop_border"] is None:
         recipe["validation"]["crop_border"] = recipe["scale"]
     return recipe
 
 
+def default_output_dir(name: str) -> str:
+    """Where a run named ``name`` goes when the recipe names no ``output_dir``."""
+    return str(Path("runs") / name)
+
+
 def dump_recipe(recipe: Mapping[str, Any]) -> str:
-    """The recipe as YAML text, keys in schema order. A component's ``scale`` or ``seed`` equal to
-    the top level's is left out: it inherits it again when the text is loaded, so an override of
-    the top-level value on a saved recipe reaches every component."""
+    """The recipe as YAML text, keys in schema order. Values that follow from others are left out
+    where they do, so they follow again when the text is loaded with overrides: a component's
+    ``scale`` or ``seed`` equal to the top level's, ``output_dir`` equal to ``runs/<name>``, and
+    ``validation.crop_border`` equal to ``scale`` (``runs/x4/recipe.yaml scale=2 name=x2`` is then a
+    new x2 run in ``runs/x2``, scored with a 2-pixel border)."""
     recipe = copy.deepcopy(dict(recipe))
     for _, _, spec in component_specs(recipe):
         for key in INHERITED_KEYS:
             if isinstance(spec, dict) and key in spec and spec[key] == recipe.get(key):
                 del spec[key]
+    if recipe.get("output_dir") == default_output_dir(recipe.get("name") or ""):
+        del recipe["output_dir"]
+    validation = recipe.get("validation")
+    if isinstance(validation, dict) and validation.get("crop_border") == recipe.get("scale"):
+        del validation["crop_border"]
     return yaml.safe_dump(recipe, sort_keys=False, default_flow_style=None)

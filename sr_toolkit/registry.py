@@ -152,7 +152,10 @@ class Registry:
             raise RegistryError(
                 f"{where}: expected a mapping with a 'type' key naming a {self.kind}, got {spec!r}"
             )
-        entry = self.get(spec["type"])
+        try:
+            entry = self.get(spec["type"])
+        except RegistryError as exc:
+            raise RegistryError(f"{where}.type: {exc}") from None
         accepted = parameters(entry.factory)
         if accepted is None:
             return entry

@@ -162,7 +162,7 @@ def test_sigterm_saves_and_exits_cleanly(tiny: Path, tmp_path: Path) -> None:
         time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=120)
-    assert process.returncode == 0, output
+    assert process.returncode == 128 + signal.SIGTERM, output  # saved, but stopped: as a killed process says
     assert "received SIGTERM" in output
     saved = sorted((tmp_path / "run" / "checkpoints").glob("step_*.safetensors"))
     assert saved and (tmp_path / "run" / "model.safetensors").is_file()

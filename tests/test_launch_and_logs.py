@@ -129,7 +129,7 @@ def test_every_stop_says_why(tmp_path: Path, caplog: pytest.LogCaptureFixture) -
         train(recipe, "train.max_steps=100000", "train.max_time=2s", "train.val_every=100000",
               f"output_dir={tmp_path / 'budget'}")
     said = caplog.messages
-    assert "training until step 2 (train.max_steps), whichever comes first" in said
+    assert "training until step 2 (train.max_steps)" in said
     assert "reached train.max_steps (2): finishing" in said
     assert "training until step 100000 (train.max_steps) or 2s of training (train.max_time), whichever comes first" \
         in said

@@ -169,6 +169,17 @@ def test_a_saved_recipe_takes_a_new_top_level_value_everywhere(tmp_path: Path, o
     assert recipe[key] == value and all(spec[key] == value for spec in takes)
 
 
+def test_a_saved_recipe_with_a_new_name_and_scale_is_a_new_run(tmp_path: Path) -> None:
+    saved = write_saved_run_recipe(tmp_path)
+    recipe = load_recipe(saved, ["scale=2", "name=x2"])
+    assert recipe["output_dir"] == str(Path("runs") / "x2")  # not the saved run's folder
+    assert recipe["validation"]["crop_border"] == 2  # the border follows the scale
+    kept = load_recipe(saved, ["validation.crop_border=6"])
+    assert kept["validation"]["crop_border"] == 6 and kept["output_dir"] == str(Path("runs") / "edsr")
+    elsewhere = write(tmp_path / "there.yaml", dump_recipe(load_recipe(saved, ["output_dir=/tmp/elsewhere"])))
+    assert load_recipe(elsewhere, ["name=other"])["output_dir"] == "/tmp/elsewhere"  # a chosen folder stays
+
+
 def test_a_component_scale_that_conflicts_is_refused_naming_both(tmp_path: Path) -> None:
     saved = write_saved_run_recipe(tmp_path)
     with pytest.raises(RecipeError, match=r"override model.scale=2: model.scale: 2 conflicts with the "
@@ -197,6 +208,8 @@ def test_a_validation_dataset_scores_whole_images(tmp_path: Path) -> None:
 def test_an_override_error_names_the_override(family: Path) -> None:
     with pytest.raises(RecipeError, match=r"^override train.max_steps=many: train.max_steps: expected int"):
         load_recipe(family, ["train.max_steps=many"])
+    with pytest.raises(RecipeError, match=r"^override loss.0.type=l3: loss.0.type: unknown loss 'l3'"):
+        load_recipe(family, ["loss.0.type=l3"])
     with pytest.raises(RecipeError, match=r"^override model=\{type: edsr, chanels: 3\}: model.chanels: "):
         load_recipe(family, ["model={type: edsr, chanels: 3}", "train.max_steps=3"])
     with pytest.raises(RecipeError, match=r"child.yaml: train.max_stpes: unknown key"):  # the file's own error

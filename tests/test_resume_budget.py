@@ -39,6 +39,7 @@ def test_a_used_budget_trains_no_more_and_a_larger_one_goes_on_smoothly(tmp_path
               "scheduler={type: cosine, min_lr_ratio: 0.1}")
     first = train(recipe, *budget, "train.max_time=2s")
     run = tmp_path / "run"
+    assert first.state.elapsed >= 2  # the saved time is where the budget ended it
     ended, before = first.state.step, records(run)
     saved = run / "recipe.yaml"
 

@@ -68,7 +68,7 @@ def test_a_signal_at_each_moment_keeps_the_trained_state(tmp_path: Path) -> None
     started = time.time()
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)
-    assert process.returncode == 0, output
+    assert process.returncode == 128 + signal.SIGTERM, output
     assert time.time() - started < 30  # the 60 s validation was dropped, not waited for
     said = " ".join(output.split())
     assert "received SIGTERM during validation at step 3: validation dropped" in said
@@ -168,10 +168,13 @@ def test_skip_stops_after_too_many_in_a_row_naming_the_term(nan_recipe: Path) ->
               "train.max_consecutive_skips=3", "train.max_steps=20")
 
 
-def test_skips_that_recover_reset_the_count(nan_recipe: Path) -> None:
+def test_skips_that_recover_reset_the_count(nan_recipe: Path, caplog: pytest.LogCaptureFixture) -> None:
     trainer = train(nan_recipe, "loss=[{type: nan_at, calls: [2, 3, 5, 6]}]", "train.on_nonfinite=skip",
                     "train.max_consecutive_skips=3", "train.max_steps=7")
     assert trainer.state.step == 7 and trainer.state.skipped == 4
+    skipped = [m for m in caplog.messages if "update skipped" in m]
+    assert skipped[0] == "step 2: loss term 'nan_at' was NaN or inf: update skipped (1 skipped in all)"
+    assert [m.split(":")[0] for m in skipped] == ["step 2", "step 3", "step 5", "step 6"]
 
 
 def test_the_last_checkpoint_records_the_final_validations_best(tmp_path: Path) -> None:

@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     console.print(results_table(results))
     for note in results.notes:
-        console.print(f"note: {note}", markup=False, highlight=False)
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"wrote {paths['results.json']}, {paths['results.csv']} and {paths['report.html']}",
-                  markup=False, highlight=False)
+                  markup=False, highlight=False, soft_wrap=True)
     return 0
 
 

@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from sr_toolkit.engine import Trainer  # heavy imports only when training
 
-        Trainer(recipe, resume=args.resume).fit()
+        trainer = Trainer(recipe, resume=args.resume)
+        trainer.fit()
+        if trainer.stopped_by is not None:  # saved and resumable, but not finished: as a killed process says
+            return 128 + trainer.stopped_by
     except SrToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, TrainingDiverged) else 2
