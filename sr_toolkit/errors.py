@@ -1,6 +1,13 @@
 """Exceptions that the entry points turn into one clear line for the user."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when it has none: what a
+    one-line error quotes of a third-party exception."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class SrToolkitError(Exception):
     """Base of every error sr-toolkit raises on purpose: its message is meant for the user."""
 

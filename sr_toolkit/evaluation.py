@@ -29,8 +29,9 @@ from torch import Tensor
 
 from sr_toolkit import metrics, pairing
 from sr_toolkit.degrade import build_pipeline
-from sr_toolkit.errors import DataError, SrToolkitError
+from sr_toolkit.errors import DataError, SrToolkitError, first_line
 from sr_toolkit.imageio import match_channels, read_image
+from sr_toolkit.inference import is_out_of_memory
 from sr_toolkit.model_file import load_model
 from sr_toolkit.recipe import load_recipe
 from sr_toolkit.resize import imresize_8bit, modcrop
@@ -271,11 +272,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class Evaluation:
     """Resolves and checks :class:`Settings` up front (models, scale, images, inputs, baselines,
     metrics), then scores every image with :meth:`samples`, gathering the scores in :attr:`results`."""
@@ -443,8 +439,8 @@ class Evaluation:
             try:
                 output, tiled = run_model(model, batch, self.scale, self.settings.tile)
             except (RuntimeError, ValueError) as exc:
-                hint = " (try --tile 256)" if "out of memory" in _first_line(exc).lower() else ""
-                message = f"model '{model_name}' failed on {name}: {_first_line(exc)}{hint}"
+                hint = " (try --tile 256)" if is_out_of_memory(exc) else ""
+                message = f"model '{model_name}' failed on {name}: {first_line(exc)}{hint}"
                 raise EvaluationError(message) from exc
             if tiled and name not in self._tiled:
                 self._tiled.append(name)

@@ -21,7 +21,7 @@ from torchvision.models import (
     WeightsEnum,
 )
 
-from sr_toolkit.errors import SrToolkitError
+from sr_toolkit.errors import SrToolkitError, first_line
 
 WeightsChoice = Literal["pretrained", "random"]
 
@@ -71,11 +71,6 @@ def backbone_state_dict(
     return state
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _read_file(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise WeightsUnavailableError(f"weights_path {path} is not a file")
@@ -83,7 +78,7 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated or foreign file: say which and why
         raise WeightsUnavailableError(
-            f"weights_path {path} is not a readable PyTorch state dict: {_first_line(exc)}"
+            f"weights_path {path} is not a readable PyTorch state dict: {first_line(exc)}"
         ) from exc
 
 
@@ -100,7 +95,7 @@ def _from_hub(arch: str, purpose: str) -> dict[str, torch.Tensor]:
         checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
         raise WeightsUnavailableError(
             f"{purpose} needs the {label} backbone weights from torchvision, which could not be "
-            f"loaded ({_first_line(exc)}): connect to the internet once, or download {enum.url} "
+            f"loaded ({first_line(exc)}): connect to the internet once, or download {enum.url} "
             f"and pass weights_path=FILE (or place it in {checkpoints}/)"
         ) from exc
     finally:

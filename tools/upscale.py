@@ -26,7 +26,7 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sr_toolkit.errors import DataError, SrToolkitError
+from sr_toolkit.errors import DataError, SrToolkitError, first_line
 from sr_toolkit.imageio import IMAGE_EXTENSIONS, Decoded, composite, decode_image, list_images, split_alpha
 from sr_toolkit.inference import (
     ALPHA_FORMATS,
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def describe_failure(source: Path, exc: Exception) -> str:
     """One line naming the input and what went wrong with it."""
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    message = first_line(exc)
     if isinstance(exc, MemoryError):
         message = "out of memory"
     elif "too large" in message:
