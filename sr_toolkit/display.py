@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from sr_toolkit.report import format_value
 from sr_toolkit.validation import ValidationResult
 
 log = logging.getLogger("sr_toolkit")
@@ -52,7 +53,7 @@ def validation_line(step: int, result: ValidationResult) -> str:
     record = result.record()
 
     def scores(prefix: str) -> str:
-        return ", ".join(f"{metric.label} {record[f'val/{prefix}{metric.name}']:.{2 if metric.name == 'psnr' else 4}f}"
+        return ", ".join(f"{metric.label} {format_value(metric, record[f'val/{prefix}{metric.name}'])}"
                          for metric in result.metrics)
 
     return f"validation at step {step}: {scores('')} ({result.baseline}: {scores('baseline_')})"
