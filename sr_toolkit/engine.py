@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,6 @@ class Counters:
     elapsed: float = 0.0
     best_psnr: float = -math.inf
     skipped: int = 0  # updates dropped by on_nonfinite: skip
-    progress: float = 0.0  # of the schedule, for the next step (see schedule.RunProgress)
     val_seconds: float = 0.0  # the last validation's time, kept free at the end of a time budget
 
 
@@ -267,7 +266,6 @@ class Trainer:
                 loss, parts = self._optimizer_step(batches)
                 self.state.step += 1
                 self.state.elapsed = time.perf_counter() - started
-                self.state.progress = self.progress(self.state.step, self.state.elapsed)
                 step = self.state.step
                 if step % cfg["log_every"] == 0 or step == cfg["max_steps"]:
                     self._check_finite()
@@ -510,8 +508,7 @@ class Trainer:
         optimizer_tensors, optimizer_meta = checkpoint.split_optimizer_state(self.optimizer.state_dict())
         tensors.update(optimizer_tensors)
         tensors.update(checkpoint.rng_state())
-        meta = {"step": self.state.step, "elapsed": self.state.elapsed, "best_psnr": self.state.best_psnr,
-                "skipped": self.state.skipped, "progress": self.state.progress, "val_seconds": self.state.val_seconds,
+        meta = {**asdict(self.state), "progress": self.progress(self.state.step, self.state.elapsed),
                 "optimizer": optimizer_meta, "recipe": self.recipe}
         if self.gan is not None:
             discriminator = self.accelerator.unwrap_model(self.gan.discriminator)
@@ -536,14 +533,13 @@ class Trainer:
             checkpoint.load_optimizer_state(self.gan.optimizer, tensors, meta["d_optimizer"], "d_optimizer")
         checkpoint.load_optimizer_state(self.optimizer, tensors, meta["optimizer"])
         checkpoint.set_rng_state(tensors)
+        self.state = Counters(**{f.name: meta[f.name] for f in fields(Counters) if f.name in meta})
         before = meta["recipe"]["train"]
         progress = meta.get("progress")  # older checkpoints: what their limits gave
         if progress is None:
             old_limits = RunProgress(before["max_steps"], parse_duration(before["max_time"]))
             progress = old_limits(meta["step"], meta["elapsed"])
-        self.state = Counters(meta["step"], meta["elapsed"], meta["best_psnr"], meta.get("skipped", 0), progress,
-                              meta.get("val_seconds", 0.0))
-        self._continue_schedule(before)
+        self._continue_schedule(before, progress)
         if self.main:
             self.folder.truncate_after(self.state.step)
             self.folder.save_recipe(self.recipe)  # the limits this run now goes on with
@@ -551,16 +547,17 @@ class Trainer:
                 self.last_validation = (self.state.step, None)  # validated at this step already
             log.info("resumed from %s at step %d", path, self.state.step)
 
-    def _continue_schedule(self, before: dict[str, Any]) -> None:
+    def _continue_schedule(self, before: dict[str, Any], progress: float) -> None:
         """After a resume with other limits, stretch the rest of the schedule over the new ones from
-        where it stood (see :class:`~sr_toolkit.schedule.RunProgress`); say what the budget is now."""
+        ``progress``, where it stood (see :class:`~sr_toolkit.schedule.RunProgress`); say what the
+        budget is now."""
         changed = (before["max_steps"], before["max_time"]) != (self.train_cfg["max_steps"], self.train_cfg["max_time"])
         if changed:
-            self.progress.anchor = (self.state.progress, self.state.step, self.state.elapsed)
+            self.progress.anchor = (progress, self.state.step, self.state.elapsed)
         if self.main and self.progress.budget:
             log.info("time budget: %s of training in all (train.max_time, counted across resumes), %s used%s",
                      self.train_cfg["max_time"], format_seconds(self.state.elapsed),
-                     f"; the schedule goes on from {self.state.progress:.0%} done" if changed else "")
+                     f"; the schedule goes on from {progress:.0%} done" if changed else "")
 
     def _check_resumable(self, path: Path, saved: dict[str, Any]) -> None:
         """Refuse a checkpoint whose run had another scale, task, model or discriminator."""
