@@ -77,16 +77,16 @@ def load_entry_points() -> None:
             ) from exc
 
 
-def import_plugins(specs: Iterable[str], base_dir: Path | None = None) -> None:
+def import_plugins(specs: Iterable[str]) -> None:
     """Import plugin modules a recipe lists: module names (``my_pkg.plugin``) or ``.py`` paths.
 
-    Relative paths are looked up next to the recipe (``base_dir``) first, then in the working
-    directory.
+    A resolved recipe holds file plugins as absolute paths (see :func:`plugin_file`); a relative
+    path, as in model files written before that, is looked up in the working directory.
     """
     load_entry_points()
     for spec in specs:
         if is_plugin_file(spec):
-            _import_file(plugin_file(spec, base_dir))
+            _import_file(plugin_file(spec))
         else:
             try:
                 _import_as(spec, functools.partial(importlib.import_module, spec))
