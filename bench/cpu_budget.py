@@ -27,14 +27,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sr_toolkit.evaluation import Evaluation, Settings
-from sr_toolkit.imageio import list_images
-from sr_toolkit.model_file import save_model
-from sr_toolkit.precision import choose_precision, cpu_flags
-from sr_toolkit.recipe import load_recipe
-from sr_toolkit.registry import MODELS
-from sr_toolkit.resize import imresize
-from sr_toolkit.schedule import parse_duration
+from sr_toolkit.evaluation.evaluate import Evaluation, Settings
+from sr_toolkit.core.imageio import list_images
+from sr_toolkit.core.model_file import save_model
+from sr_toolkit.core.precision import choose_precision, cpu_flags
+from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.core.registry import MODELS
+from sr_toolkit.core.resize import imresize
+from sr_toolkit.training.schedule import parse_duration
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_FLAGS_SHOWN = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")

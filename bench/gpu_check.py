@@ -57,14 +57,14 @@ from rich.table import Table
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from sr_toolkit.degrade import build_pipeline
-from sr_toolkit.engine import Trainer
-from sr_toolkit.inference import prepare, upscale_batch
-from sr_toolkit.losses import WeightedLoss
-from sr_toolkit.model_file import save_model
-from sr_toolkit.precision import BF16_CPU_FLAGS, Precision, choose_precision, cpu_flags
-from sr_toolkit.recipe import load_recipe
-from sr_toolkit.registry import DATASETS, MODELS
+from sr_toolkit.data.degrade import build_pipeline
+from sr_toolkit.training.engine import Trainer
+from sr_toolkit.inference.upscaling import prepare, upscale_batch
+from sr_toolkit.training.losses import WeightedLoss
+from sr_toolkit.core.model_file import save_model
+from sr_toolkit.core.precision import BF16_CPU_FLAGS, Precision, choose_precision, cpu_flags
+from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.core.registry import DATASETS, MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ("resnet_x4", "srresnet_x4", "edsr_x4", "srgan_x4")
@@ -547,7 +547,7 @@ def check_upscale(ctx: Context, row: Row, name: str) -> None:
     row.values = {"input": f"{width}x{height}", "output_mp": megapixels, "tile": ctx.plan.tile,
                   "precision": str(next(model.parameters()).dtype).removeprefix("torch."), "seconds": seconds,
                   "output_mp_per_s": megapixels / seconds, "peak_gpu_gib": peak_memory_gib(ctx.device)}
-    row.note = (f"sr_toolkit.inference.upscale_batch as tools/upscale.py --tile {ctx.plan.tile} --half runs it "
+    row.note = (f"sr_toolkit.inference.upscaling.upscale_batch as tools/upscale.py --tile {ctx.plan.tile} --half runs it "
                 "(8-bit output on the CPU), random weights, without decoding or encoding files")
 
 

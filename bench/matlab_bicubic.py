@@ -1,4 +1,4 @@
-"""How closely :func:`sr_toolkit.resize.imresize` reproduces MATLAB's bicubic ``imresize``.
+"""How closely :func:`sr_toolkit.core.resize.imresize` reproduces MATLAB's bicubic ``imresize``.
 
 Set5 and Set14 (SelfExSR layout) ship each HR image with the LR image MATLAB made from it,
 ``imresize(hr, 1/s, 'bicubic')`` on uint8. For each pair this script resizes the HR image with
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sr_toolkit.resize import imresize, imresize_uint8
+from sr_toolkit.core.resize import imresize, imresize_uint8
 
 SETS = [("Set5", 2), ("Set5", 3), ("Set5", 4), ("Set14", 4)]
 

@@ -1,4 +1,4 @@
-"""Bicubic PSNR-Y / SSIM-Y on Set5 and Set14 by sr_toolkit.evaluation, against the published values.
+"""Bicubic PSNR-Y / SSIM-Y on Set5 and Set14 by sr_toolkit.evaluation.evaluate, against the published values.
 
 The inputs are made from the HR images by MATLAB-style bicubic downscaling (as tools/eval.py does by
 default), and again read from the MATLAB-made LR files next to them (``--lr``); both must come within
@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from sr_toolkit.evaluation import Evaluation, Settings
+from sr_toolkit.evaluation.evaluate import Evaluation, Settings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PUBLISHED = {  # (set, scale): (PSNR-Y dB, SSIM-Y) of bicubic upscaling, border = scale

@@ -24,8 +24,8 @@ import skimage.data
 import torch
 from PIL import Image
 
-from sr_toolkit.model_file import save_model
-from sr_toolkit.registry import MODELS
+from sr_toolkit.core.model_file import save_model
+from sr_toolkit.core.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = 4

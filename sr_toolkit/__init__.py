@@ -12,9 +12,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load_model": "sr_toolkit.model_file",
-    "upscale": "sr_toolkit.inference",
-    "forward_tiled": "sr_toolkit.tiling",
+    "load_model": "sr_toolkit.core.model_file",
+    "upscale": "sr_toolkit.inference.upscaling",
+    "forward_tiled": "sr_toolkit.inference.tiling",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sr_toolkit.errors import SrToolkitError
-from sr_toolkit.registry import REGISTRIES, Parameter, parameters
-from sr_toolkit.typecheck import describe
+from sr_toolkit.core.errors import SrToolkitError
+from sr_toolkit.core.registry import REGISTRIES, Parameter, parameters
+from sr_toolkit.core.typecheck import describe
 
 
 def list_components(kinds: list[str]) -> None:
@@ -47,7 +47,7 @@ def argument_table(accepted: dict[str, Parameter]) -> Table:
 def show_component(plural: str, name: str, console: Console) -> None:
     """Print one component's first docstring line, then its arguments as a table.
 
-    An unknown name raises :class:`~sr_toolkit.errors.RegistryError` naming close matches.
+    An unknown name raises :class:`~sr_toolkit.core.errors.RegistryError` naming close matches.
     """
     entry = REGISTRIES[plural].get(name)
     console.print(Text(f"{entry.kind} '{entry.name}' ({entry.plugin}): {entry.summary}"))

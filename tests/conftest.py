@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from sr_toolkit.discovery import load_entry_points
-from sr_toolkit.registry import REGISTRIES
+from sr_toolkit.core.discovery import load_entry_points
+from sr_toolkit.core.registry import REGISTRIES
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def machine_numerics() -> list[str]:
     users run."""
     import torch
 
-    from sr_toolkit.precision import choose_precision
+    from sr_toolkit.core.precision import choose_precision
 
     auto = choose_precision("auto", torch.device("cpu"))
     return ["no", "auto"] if auto.mixed_precision != "no" else ["no"]

@@ -13,10 +13,10 @@ from PIL import Image
 from skimage import data
 from torch.utils.data import DataLoader
 
-from sr_toolkit.errors import DataError, RegistryError
-from sr_toolkit.imageio import read_image, to_uint8
-from sr_toolkit.registry import DATASETS
-from sr_toolkit.resize import imresize_uint8
+from sr_toolkit.core.errors import DataError, RegistryError
+from sr_toolkit.core.imageio import read_image, to_uint8
+from sr_toolkit.core.registry import DATASETS
+from sr_toolkit.core.resize import imresize_uint8
 from sr_toolkit_plugins.datasets.builtin import TRAIN_PHOTOS, VAL_PHOTOS
 
 PHOTOS = {

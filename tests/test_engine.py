@@ -17,11 +17,12 @@ from PIL import Image
 from safetensors.torch import load_file
 from skimage import data
 
-from sr_toolkit import checkpoint
-from sr_toolkit.engine import Trainer
-from sr_toolkit.errors import TrainingDiverged
-from sr_toolkit.model_file import load_model
-from sr_toolkit.recipe import load_recipe
+from sr_toolkit.commands import train as train_command
+from sr_toolkit.core import checkpoint
+from sr_toolkit.training.engine import Trainer
+from sr_toolkit.core.errors import TrainingDiverged
+from sr_toolkit.core.model_file import load_model
+from sr_toolkit.config.recipe import load_recipe
 
 from conftest import machine_numerics
 
@@ -106,7 +107,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, tiny:
     plugin = tmp_path / "nan_loss.py"
     plugin.write_text(textwrap.dedent('''
         import torch
-        from sr_toolkit.registry import LOSSES
+        from sr_toolkit.core.registry import LOSSES
 
         @LOSSES.register("nan_after_3")
         class NanAfter3(torch.nn.Module):
@@ -173,8 +174,8 @@ def test_sigterm_saves_and_exits_cleanly(tiny: Path, tmp_path: Path) -> None:
 DDP_SCRIPT = """
 import hashlib, json, sys
 import torch
-from sr_toolkit.engine import Trainer
-from sr_toolkit.recipe import load_recipe
+from sr_toolkit.training.engine import Trainer
+from sr_toolkit.config.recipe import load_recipe
 
 trainer = Trainer(load_recipe(sys.argv[1], sys.argv[3:]))
 first = next(trainer._batches())["target"]
@@ -301,10 +302,5 @@ def test_a_checkpoint_that_does_not_fit_names_every_difference(tmp_path: Path) -
     (["r.yaml", "--resume", "ckpt.safetensors", "a=2"], "ckpt.safetensors", ["a=2"]),
 ])
 def test_overrides_may_follow_resume(argv: list[str], resume: str | bool, overrides: list[str]) -> None:
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        from train import parse_args
-    finally:
-        sys.path.remove(str(ROOT / "tools"))
-    args = parse_args(argv)
+    args = train_command.parse_args(argv)
     assert (args.recipe, args.resume, args.overrides) == ("r.yaml", resume, overrides)

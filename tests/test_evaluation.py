@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -16,16 +15,18 @@ from PIL import Image
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from sr_toolkit import evaluation, metrics, validation
-from sr_toolkit.evaluation import Evaluation, Settings, find_pairs, image_seed, model_names
-from sr_toolkit.model_file import save_model
-from sr_toolkit.registry import DEGRADATIONS, MODELS
-from sr_toolkit.resize import imresize, imresize_uint8
+from sr_toolkit.evaluation import evaluate
+
+from sr_toolkit.evaluation import metrics
+
+from sr_toolkit.training import validation
+from sr_toolkit.evaluation.evaluate import Evaluation, Settings, find_pairs, image_seed, model_names
+from sr_toolkit.commands import eval as eval_cli
+from sr_toolkit.core.model_file import save_model
+from sr_toolkit.core.registry import DEGRADATIONS, MODELS
+from sr_toolkit.core.resize import imresize, imresize_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("eval_cli", ROOT / "tools" / "eval.py")
-eval_cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(eval_cli)
 
 PHOTOS = {  # name -> (photo, crop): small crops keep every run under a few seconds
     "astronaut.png": (data.astronaut, (slice(40, 234), slice(150, 410))),
@@ -210,11 +211,11 @@ def test_ambiguous_or_missing_lr_files_stop_with_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_baselines_are_matlab_imresize_of_the_8bit_input(tmp_path, scale):
     write_photos(tmp_path / "hr", ["coffee.png", "camera.png"])
-    settings = Settings(tmp_path / "hr", scale=scale, baselines=evaluation.INTERPOLATIONS, device="cpu")
+    settings = Settings(tmp_path / "hr", scale=scale, baselines=evaluate.INTERPOLATIONS, device="cpu")
     for sample in Evaluation(settings).samples():
         levels = torch.round(sample.input * 255).byte()
         assert torch.equal(levels.float() / 255, sample.input)  # the input is 8-bit
-        for mode in evaluation.INTERPOLATIONS:
+        for mode in evaluate.INTERPOLATIONS:
             expected = imresize_uint8(levels, scale=scale, mode=mode).float() / 255
             assert torch.equal(sample.outputs[mode], expected), (sample.name, mode)
             if mode != "nearest":  # rounding once, after both passes, gives other values
@@ -365,11 +366,11 @@ def test_tiled_models_give_the_untiled_scores(tmp_path, monkeypatch):
     common = ["--data", tmp_path / "hr", "--models", tmp_path / "deconv.safetensors", "--no-images"]
     whole = run_cli(*common, "--tile", 0, "--out", tmp_path / "whole")
     tiled = run_cli(*common, "--tile", 24, "--out", tmp_path / "tiled")
-    monkeypatch.setattr(evaluation, "AUTO_TILE_PIXELS", 100 * 100)
+    monkeypatch.setattr(evaluate, "AUTO_TILE_PIXELS", 100 * 100)
     auto = run_cli(*common, "--out", tmp_path / "auto")
 
     expected = whole["methods"]["deconv"]["images"]["coffee.png"]
-    for run, tile in ((tiled, 24), (auto, evaluation.AUTO_TILE)):
+    for run, tile in ((tiled, 24), (auto, evaluate.AUTO_TILE)):
         assert run["methods"]["deconv"]["images"]["coffee.png"] == pytest.approx(expected, abs=1e-4)
         assert f"models ran in tiles of {tile} px on coffee.png" in run["notes"]
     assert not whole["notes"]
@@ -428,7 +429,7 @@ def test_bad_inputs_give_one_clear_line(tmp_path, capsys):
 
 def test_settings_are_checked_before_any_image_is_read(tmp_path):
     write_photos(tmp_path / "hr", ["coffee.png"])
-    with pytest.raises(evaluation.EvaluationError, match="not both"):
+    with pytest.raises(evaluate.EvaluationError, match="not both"):
         Evaluation(Settings(tmp_path / "hr", scale=2, lr=tmp_path / "hr", degradation=tmp_path / "r.yaml"))
-    with pytest.raises(evaluation.EvaluationError, match="at scale 1 the inputs need a degradation"):
+    with pytest.raises(evaluate.EvaluationError, match="at scale 1 the inputs need a degradation"):
         Evaluation(Settings(tmp_path / "hr", scale=1))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,19 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from sr_toolkit.checkpoint import METADATA_KEY
-from sr_toolkit.model_file import load_model, save_model
-from sr_toolkit.recipe import load_recipe
-from sr_toolkit.registry import MODELS
+from sr_toolkit.core.checkpoint import METADATA_KEY
+from sr_toolkit.core.model_file import load_model, save_model
+from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.core.registry import MODELS
 
 onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
+from sr_toolkit.commands import export as export_tool  # noqa: E402 (after the skips)
+
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("tool_export", ROOT / "tools" / "export.py")
-export_tool = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(export_tool)
 
 MODELS_TO_EXPORT = {
     # the report's model as shipped: bilinear (align_corners) upsampling, BatchNorm, PReLU, dropout

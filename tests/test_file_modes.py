@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sr_toolkit import atomic
-from sr_toolkit.atomic import atomic_path, new_file_mode, umask
+from sr_toolkit.core import atomic
+from sr_toolkit.core.atomic import atomic_path, new_file_mode, umask
 
 from test_engine import TINY_RECIPE, train
 

@@ -11,14 +11,14 @@ import pytest
 import torch
 import torchvision
 
-from sr_toolkit import checkpoint
-from sr_toolkit.engine import Trainer
-from sr_toolkit.gan import AdversarialLoss, discriminator_step, generator_step, r1_penalty
-from sr_toolkit.errors import TrainingDiverged
-from sr_toolkit.losses import WeightedLoss
-from sr_toolkit.recipe import load_recipe
-from sr_toolkit.registry import LOSSES, MODELS
-from sr_toolkit.weights import WeightsUnavailableError
+from sr_toolkit.core import checkpoint
+from sr_toolkit.training.engine import Trainer
+from sr_toolkit.training.gan import AdversarialLoss, discriminator_step, generator_step, r1_penalty
+from sr_toolkit.core.errors import TrainingDiverged
+from sr_toolkit.training.losses import WeightedLoss
+from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.core.registry import LOSSES, MODELS
+from sr_toolkit.core.weights import WeightsUnavailableError
 
 from conftest import machine_numerics
 
@@ -199,8 +199,7 @@ def test_offline_without_weights_stops_before_training_in_one_line(gan_recipe: P
         "def offline(*a, **k): raise urllib.error.URLError('no network')\n"
         "torch.hub.urlopen = offline\n"
         f"sys.argv = ['train.py', {str(gan_recipe)!r}]\n"
-        f"sys.path.insert(0, {str(ROOT / 'tools')!r})\n"
-        "import train\n"
+        "from sr_toolkit.commands import train\n"
         "sys.exit(train.main())\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -229,7 +228,7 @@ def test_shipped_gan_recipes_resolve() -> None:
 
 NAN_DISCRIMINATOR = '''
 import torch
-from sr_toolkit.registry import MODELS
+from sr_toolkit.core.registry import MODELS
 
 
 @MODELS.register("nan_discriminator")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from sr_toolkit.precision import Precision
+from sr_toolkit.core.precision import Precision
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ("resnet_x4", "srresnet_x4", "edsr_x4", "srgan_x4")

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 from skimage import data
 
-from sr_toolkit.errors import DataError
-from sr_toolkit.imageio import (
+from sr_toolkit.core.errors import DataError
+from sr_toolkit.core.imageio import (
     composite,
     decode_image,
     from_pil,

@@ -14,10 +14,10 @@ import torch
 from PIL import Image
 from skimage import data
 
-from sr_toolkit.display import format_seconds, validation_line
-from sr_toolkit.errors import SrToolkitError
-from sr_toolkit.threads import chosen_threads, configure_threads, usable_cores
-from sr_toolkit.validation import ValidationResult, validation_metrics
+from sr_toolkit.training.display import format_seconds, validation_line
+from sr_toolkit.core.errors import SrToolkitError
+from sr_toolkit.core.threads import chosen_threads, configure_threads, usable_cores
+from sr_toolkit.training.validation import ValidationResult, validation_metrics
 
 from test_engine import ROOT, TINY_RECIPE, train
 
@@ -112,7 +112,7 @@ def test_a_bad_value_leaves_the_run_folder_untouched(tmp_path: Path, override: s
 
 def test_tensorboard_without_its_package_is_refused_before_work(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sr_toolkit.engine.tensorboard_installed", lambda: False)
+    monkeypatch.setattr("sr_toolkit.training.engine.tensorboard_installed", lambda: False)
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY_RECIPE + f"output_dir: {tmp_path / 'run'}\n")
     with pytest.raises(SrToolkitError, match="train.tensorboard: true needs TensorBoard's writer: pip install "

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from skimage import data
 
-from sr_toolkit.errors import RegistryError
-from sr_toolkit.registry import MODELS
+from sr_toolkit.core.errors import RegistryError
+from sr_toolkit.core.registry import MODELS
 
 FIRST_PARTY = {"conv_autoencoder", "deconv", "resnet_x4", "srresnet", "edsr"}
 UPSCALER_SCALES = {"deconv": (2, 4), "resnet_x4": (2, 3, 4), "srresnet": (2, 3, 4), "edsr": (2, 3, 4)}

@@ -1,4 +1,4 @@
-"""sr_toolkit.pairing: the one rule that matches LR inputs with their targets by file name."""
+"""sr_toolkit.data.pairing: the one rule that matches LR inputs with their targets by file name."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sr_toolkit import pairing
-from sr_toolkit.pairing import Ambiguity, images, match_key, pair, role_tag, scale_free_key
+from sr_toolkit.data import pairing
+from sr_toolkit.data.pairing import Ambiguity, images, match_key, pair, role_tag, scale_free_key
 
 
 def files(*names: str) -> dict[str, Path]:

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import pytest
 from PIL import Image
 
-from sr_toolkit.plots import SMOOTHING_WINDOW, curves_figure, plot_curves, rolling_mean
+from sr_toolkit.training.plots import SMOOTHING_WINDOW, curves_figure, plot_curves, rolling_mean
 
 
 def test_rolling_mean_is_centred_and_cut_off_at_the_ends() -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from sr_toolkit.errors import PluginError, RecipeError
-from sr_toolkit.recipe import load_recipe
-from sr_toolkit.registry import MODELS
+from sr_toolkit.core.errors import PluginError, RecipeError
+from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.core.registry import MODELS
 
 PLUGIN_MODULE = '''
 import torch
-from sr_toolkit.registry import MODELS
+from sr_toolkit.core.registry import MODELS
 
 
 @MODELS.register("third_party_net")
@@ -74,7 +74,7 @@ def test_installed_distribution_is_listed_and_built(installed_plugin: Path) -> N
     row = next(line.split(None, 3) for line in listing.splitlines() if "third_party_net" in line)
     assert row == ["model", "third_party_net", "sr-toy-plugin", "A network shipped by another distribution."]
     built = run_with(installed_plugin, "-c", textwrap.dedent("""
-        from sr_toolkit.registry import MODELS
+        from sr_toolkit.core.registry import MODELS
         net = MODELS.build({"type": "third_party_net", "channels": 6})
         print(type(net).__module__, net.body.out_channels)
     """)).stdout.split()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sr_toolkit import precision
-from sr_toolkit.precision import choose_precision
+from sr_toolkit.core import precision
+from sr_toolkit.core.precision import choose_precision
 
 
 @pytest.mark.parametrize("flags, expected", [

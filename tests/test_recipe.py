@@ -12,9 +12,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from sr_toolkit.errors import RecipeError
-from sr_toolkit.recipe import deep_merge, dump_recipe, load_recipe
-from sr_toolkit.registry import DATASETS
+from sr_toolkit.core.errors import RecipeError
+from sr_toolkit.config.recipe import deep_merge, dump_recipe, load_recipe
+from sr_toolkit.core.registry import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -258,7 +258,7 @@ def test_file_plugins_are_saved_as_absolute_paths(tmp_path: Path, monkeypatch: p
     folder.mkdir()
     write(folder / "my_loss.py", """
         import torch
-        from sr_toolkit.registry import LOSSES
+        from sr_toolkit.core.registry import LOSSES
 
         @LOSSES.register("my_l1")
         class MyL1(torch.nn.Module):

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from sr_toolkit.__main__ import main
-from sr_toolkit.errors import RegistryError
-from sr_toolkit.registry import DATASETS, DEGRADATIONS, LOSSES, METRICS, MODELS, Registry
-from sr_toolkit.typecheck import Range, describe
+from sr_toolkit.core.errors import RegistryError
+from sr_toolkit.core.registry import DATASETS, DEGRADATIONS, LOSSES, METRICS, MODELS, Registry
+from sr_toolkit.core.typecheck import Range, describe
 from sr_toolkit_plugins.models.edsr import EDSR
 
 

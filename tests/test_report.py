@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 from skimage import data
 
-from sr_toolkit.evaluation import Evaluation, Sample, Settings
-from sr_toolkit.model_file import save_model
-from sr_toolkit.registry import MODELS
-from sr_toolkit.report import ReportWriter, comparison_grid, panels, render_html, results_table, zoom_region
+from sr_toolkit.evaluation.evaluate import Evaluation, Sample, Settings
+from sr_toolkit.core.model_file import save_model
+from sr_toolkit.core.registry import MODELS
+from sr_toolkit.evaluation.report import ReportWriter, comparison_grid, panels, render_html, results_table, zoom_region
 
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(name)), None)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage import data
 
-from sr_toolkit.resize import imresize, imresize_8bit, imresize_uint8, modcrop, resize_weights
+from sr_toolkit.core.resize import imresize, imresize_8bit, imresize_uint8, modcrop, resize_weights
 
 
 def arithmetic_pattern(size: int = 16) -> torch.Tensor:

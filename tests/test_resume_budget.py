@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sr_toolkit.recipe import load_recipe
-from sr_toolkit.schedule import RunProgress
+from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.training.schedule import RunProgress
 
 from test_engine import TINY_RECIPE, train
 

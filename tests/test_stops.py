@@ -7,16 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from sr_toolkit import checkpoint
-from sr_toolkit.engine import StopRequested, StopSignal
-from sr_toolkit.errors import TrainingDiverged
+from sr_toolkit.core import checkpoint
+from sr_toolkit.training.engine import StopRequested, StopSignal
+from sr_toolkit.core.errors import TrainingDiverged
 
 from test_engine import ROOT, TINY_RECIPE, train
 
@@ -24,7 +23,7 @@ SLOW_EVAL_PLUGIN = '''
 import os, time
 from pathlib import Path
 import torch
-from sr_toolkit.registry import MODELS
+from sr_toolkit.core.registry import MODELS
 
 
 @MODELS.register("slow_eval_net")
@@ -98,7 +97,7 @@ def test_the_final_validation_is_logged_once(tmp_path: Path) -> None:
 
 NAN_PLUGIN = '''
 import torch
-from sr_toolkit.registry import LOSSES
+from sr_toolkit.core.registry import LOSSES
 
 
 @LOSSES.register("nan_at")

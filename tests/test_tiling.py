@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from sr_toolkit.imageio import to_uint8
-from sr_toolkit.registry import MODELS
-from sr_toolkit.tiling import (
+from sr_toolkit.core.imageio import to_uint8
+from sr_toolkit.core.registry import MODELS
+from sr_toolkit.inference.tiling import (
     FALLBACK_OVERLAP,
     auto_tile,
     default_overlap,

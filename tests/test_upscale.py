@@ -3,13 +3,12 @@ automatic tiles by the memory available, and running out of memory."""
 
 from __future__ import annotations
 
-import importlib.util
 import struct
 import subprocess
 import sys
 import zlib
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,9 +17,9 @@ import torch
 from PIL import Image, ImageOps
 
 import sr_toolkit
-from sr_toolkit import inference
-from sr_toolkit.imageio import decode_image, read_image, to_uint8
-from sr_toolkit.inference import (
+from sr_toolkit.inference import upscaling
+from sr_toolkit.core.imageio import decode_image, read_image, to_uint8
+from sr_toolkit.inference.upscaling import (
     MEMORY_SHARE,
     bytes_per_output_pixel,
     fill_hidden,
@@ -30,22 +29,15 @@ from sr_toolkit.inference import (
     save_pixels,
     upscale_batch,
 )
-from sr_toolkit.model_file import save_model
-from sr_toolkit.recipe import load_recipe
-from sr_toolkit.registry import MODELS
-from sr_toolkit.resize import imresize
+from sr_toolkit.core.model_file import save_model
+from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.core.registry import MODELS
+from sr_toolkit.commands import upscale as upscale_tool
+from sr_toolkit.core.resize import imresize
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_tool(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-upscale_tool = load_tool("upscale")
 
 
 def write_model(folder: Path, recipe_text: str) -> Path:
@@ -285,8 +277,8 @@ def test_python_api_runs_in_eval_mode_and_restores_training_mode(x4: torch.nn.Mo
 def test_import_sr_toolkit_stays_light() -> None:
     code = "import sys, sr_toolkit; assert 'torch' not in sys.modules, 'import sr_toolkit imported torch'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-    assert sr_toolkit.upscale.__module__ == "sr_toolkit.inference"
-    assert sr_toolkit.load_model.__module__ == "sr_toolkit.model_file"
+    assert sr_toolkit.upscale.__module__ == "sr_toolkit.inference.upscaling"
+    assert sr_toolkit.load_model.__module__ == "sr_toolkit.core.model_file"
     with pytest.raises(AttributeError, match="no attribute 'upscal'"):
         sr_toolkit.upscal  # noqa: B018
 
@@ -569,7 +561,7 @@ def limit_memory(monkeypatch: pytest.MonkeyPatch, model: torch.nn.Module, output
     """Make the available memory what ``model`` takes for ``output_pixels`` output pixels in one pass,
     over :data:`MEMORY_SHARE`; returns it (bytes)."""
     available = int((output_pixels + 0.5) * bytes_per_output_pixel(model) / MEMORY_SHARE)
-    monkeypatch.setattr(inference, "available_memory", lambda device: available)
+    monkeypatch.setattr(upscaling, "available_memory", lambda device: available)
     return available
 
 
@@ -611,7 +603,7 @@ def test_running_out_of_memory_is_one_line_and_the_others_complete(
     error: BaseException, tile: int | None, where: str, suggestion: int,
 ) -> None:
     monkeypatch.setattr(NeedsTiles, "ERROR", error)
-    monkeypatch.setattr(inference, "available_memory", lambda device: 2**50)  # the estimate says it fits
+    monkeypatch.setattr(upscaling, "available_memory", lambda device: 2**50)  # the estimate says it fits
     photo(96, 80).save(tmp_path / "large.png")
     photo(20, 16).save(tmp_path / "small.png")
     tiling = ["--tile", tile] if tile else []
@@ -634,10 +626,10 @@ def test_available_memory_is_what_the_system_can_give(monkeypatch: pytest.Monkey
     import psutil
 
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=10**6, available=12345))
-    assert inference.available_memory("cpu") == 12345
+    assert upscaling.available_memory("cpu") == 12345
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_available_gpu_memory_is_at_most_its_total() -> None:
-    free = inference.available_memory("cuda")
+    free = upscaling.available_memory("cuda")
     assert 0 < free <= torch.cuda.get_device_properties(0).total_memory

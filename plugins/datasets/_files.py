@@ -20,9 +20,9 @@ from typing import Optional
 
 import torch
 
-from sr_toolkit.errors import DataError
-from sr_toolkit.imageio import read_image, to_uint8
-from sr_toolkit.resize import imresize_uint8
+from sr_toolkit.core.errors import DataError
+from sr_toolkit.core.imageio import read_image, to_uint8
+from sr_toolkit.core.resize import imresize_uint8
 from sr_toolkit_plugins.datasets._patches import PatchDataset, Split, logger
 
 Source = tuple[str, dict[str, Path]]

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from sr_toolkit.errors import DataError
-from sr_toolkit.registry import DATASETS
+from sr_toolkit.core.errors import DataError
+from sr_toolkit.core.registry import DATASETS
 from sr_toolkit_plugins.datasets._files import FileDataset, Source
 from sr_toolkit_plugins.datasets._patches import Split
 

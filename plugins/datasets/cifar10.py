@@ -15,8 +15,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from sr_toolkit.errors import DataError
-from sr_toolkit.registry import DATASETS
+from sr_toolkit.core.errors import DataError
+from sr_toolkit.core.registry import DATASETS
 from sr_toolkit_plugins.datasets._patches import PatchDataset, Split
 
 BATCHES_FOLDER = "cifar-10-batches-py"

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from sr_toolkit.imageio import list_images
-from sr_toolkit.registry import DATASETS
+from sr_toolkit.core.imageio import list_images
+from sr_toolkit.core.registry import DATASETS
 from sr_toolkit_plugins.datasets._files import FileDataset, relative_name
 from sr_toolkit_plugins.datasets._patches import Split, logger
 from sr_toolkit_plugins.datasets.builtin import builtin_sources

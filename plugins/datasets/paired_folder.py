@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from sr_toolkit import pairing
-from sr_toolkit.errors import DataError
-from sr_toolkit.registry import DATASETS
+from sr_toolkit.data import pairing
+from sr_toolkit.core.errors import DataError
+from sr_toolkit.core.registry import DATASETS
 from sr_toolkit_plugins.datasets._files import FileDataset, Source, relative_name, skip
 from sr_toolkit_plugins.datasets._patches import Split
 
@@ -16,7 +16,7 @@ from sr_toolkit_plugins.datasets._patches import Split
 class PairedFolder(FileDataset):
     """Inputs and targets from two folders (or one SelfExSR-style folder), matched by name.
 
-    Files are matched by the rule of :mod:`sr_toolkit.pairing` at ``scale`` (``baby_LR.png`` and
+    Files are matched by the rule of :mod:`sr_toolkit.data.pairing` at ``scale`` (``baby_LR.png`` and
     ``babyx4.png`` with ``baby_HR.png`` or ``baby.png``; paths are relative to each folder, so
     sub-folders must correspond). Each unmatched file is skipped with a warning naming it, the files
     that share an ambiguous name with one warning naming them all. An input must be its target's

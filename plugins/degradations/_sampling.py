@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 from torch import Generator, Tensor
 
-from sr_toolkit.typecheck import Range
+from sr_toolkit.core.typecheck import Range
 
 
 def as_range(name: str, value: Range, low: float = 0.0, high: Optional[float] = None) -> tuple[float, float]:

@@ -6,8 +6,8 @@ from typing import Optional
 
 from torch import Generator, Tensor
 
-from sr_toolkit.degrade import build_steps
-from sr_toolkit.registry import DEGRADATIONS
+from sr_toolkit.data.degrade import build_steps
+from sr_toolkit.core.registry import DEGRADATIONS
 
 from ._base import Degradation
 from ._sampling import categorical, permutation

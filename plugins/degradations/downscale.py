@@ -6,8 +6,8 @@ from typing import Optional
 
 from torch import Generator, Tensor
 
-from sr_toolkit.registry import DEGRADATIONS
-from sr_toolkit.resize import MODES, Mode, imresize, imresize_8bit
+from sr_toolkit.core.registry import DEGRADATIONS
+from sr_toolkit.core.resize import MODES, Mode, imresize, imresize_8bit
 
 from ._base import Degradation
 

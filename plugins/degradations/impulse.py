@@ -7,8 +7,8 @@ from typing import Optional
 import torch
 from torch import Generator, Tensor
 
-from sr_toolkit.registry import DEGRADATIONS
-from sr_toolkit.typecheck import Range
+from sr_toolkit.core.registry import DEGRADATIONS
+from sr_toolkit.core.typecheck import Range
 
 from ._base import Degradation
 from ._sampling import as_range, choose_pixels, per_image, uniform

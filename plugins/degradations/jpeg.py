@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from torch import Generator, Tensor
 
-from sr_toolkit.registry import DEGRADATIONS
-from sr_toolkit.typecheck import Range
+from sr_toolkit.core.registry import DEGRADATIONS
+from sr_toolkit.core.typecheck import Range
 
 from ._base import Degradation
 from ._sampling import as_range, per_image

@@ -1,7 +1,7 @@
 """Perceptual losses: VGG19 feature distance (SRGAN/ESRGAN content loss) and LPIPS.
 
 Both need ImageNet backbone weights: from ``weights_path``, the torch hub cache or a download
-(see :mod:`sr_toolkit.weights`). Offline with none of these, building the loss stops with one line
+(see :mod:`sr_toolkit.core.weights`). Offline with none of these, building the loss stops with one line
 saying how to supply them; ``weights: random`` exists for tests and must be asked for.
 """
 
@@ -14,9 +14,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from sr_toolkit.metrics import build_lpips
-from sr_toolkit.registry import LOSSES
-from sr_toolkit.weights import WeightsChoice, backbone_state_dict
+from sr_toolkit.evaluation.metrics import build_lpips
+from sr_toolkit.core.registry import LOSSES
+from sr_toolkit.core.weights import WeightsChoice, backbone_state_dict
 
 VGG19_BLOCKS = (2, 2, 4, 4, 4)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_toolkit.registry import LOSSES
+from sr_toolkit.core.registry import LOSSES
 
 
 @LOSSES.register("mse")

@@ -6,16 +6,16 @@ from collections.abc import Callable
 
 import torch
 
-from sr_toolkit import metrics
-from sr_toolkit.registry import METRICS
+from sr_toolkit.evaluation import metrics
+from sr_toolkit.core.registry import METRICS
 
 
 class _FidelityMetric:
-    """A metric of :mod:`sr_toolkit.metrics` with the literature's options: luma only, border crop."""
+    """A metric of :mod:`sr_toolkit.evaluation.metrics` with the literature's options: luma only, border crop."""
 
     base_name: str
     higher_is_better = True
-    _compute: Callable[..., torch.Tensor]  # a function of sr_toolkit.metrics, as a staticmethod
+    _compute: Callable[..., torch.Tensor]  # a function of sr_toolkit.evaluation.metrics, as a staticmethod
 
     def __init__(self, y_channel: bool = False, crop_border: int = 0) -> None:
         if crop_border < 0:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from sr_toolkit import metrics
-from sr_toolkit.metrics import LpipsNet
-from sr_toolkit.registry import METRICS
-from sr_toolkit.weights import WeightsChoice
+from sr_toolkit.evaluation import metrics
+from sr_toolkit.evaluation.metrics import LpipsNet
+from sr_toolkit.core.registry import METRICS
+from sr_toolkit.core.weights import WeightsChoice
 
 
 @METRICS.register("lpips")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sr_toolkit.registry import MODELS
+from sr_toolkit.core.registry import MODELS
 
 from .checks import require_positive
 from .receptive_field import halo

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from sr_toolkit.registry import MODELS
+from sr_toolkit.core.registry import MODELS
 
 from .checks import require_at_least, require_choice, require_positive
 from .receptive_field import halo

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sr_toolkit.errors import RecipeError
-from sr_toolkit.registry import Registry, closest, parameters
-from sr_toolkit.typecheck import describe, matches
+from sr_toolkit.core.errors import RecipeError
+from sr_toolkit.core.registry import Registry, closest, parameters
+from sr_toolkit.core.typecheck import describe, matches
 
 _PLAIN = (type(None), bool, int, float, str, list, tuple, dict)
 

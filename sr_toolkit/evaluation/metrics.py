@@ -18,7 +18,7 @@ import pytorch_msssim
 import torch
 import torch.nn.functional as F
 
-from sr_toolkit.weights import WeightsChoice, backbone_state_dict
+from sr_toolkit.core.weights import WeightsChoice, backbone_state_dict
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -216,7 +216,7 @@ def build_lpips(
 ) -> lpips.LPIPS:
     """An LPIPS model in eval mode: lpips' own linear layers on a torchvision backbone.
 
-    The backbone's ImageNet weights are resolved by :func:`sr_toolkit.weights.backbone_state_dict`
+    The backbone's ImageNet weights are resolved by :func:`sr_toolkit.core.weights.backbone_state_dict`
     (``weights_path``, the torch hub cache or a download); ``weights="random"`` keeps a random
     backbone, for tests only.
     """

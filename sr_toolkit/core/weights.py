@@ -21,7 +21,7 @@ from torchvision.models import (
     WeightsEnum,
 )
 
-from sr_toolkit.errors import SrToolkitError, first_line
+from sr_toolkit.core.errors import SrToolkitError, first_line
 
 WeightsChoice = Literal["pretrained", "random"]
 

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from torch import Generator, Tensor
 
-from sr_toolkit.registry import DEGRADATIONS
+from sr_toolkit.core.registry import DEGRADATIONS
 
 Degrade = Callable[[Tensor, Optional[Generator]], Tensor]
 

@@ -4,7 +4,7 @@ Everything follows the conventions of SR papers, so the numbers compare with pub
 
 - Inputs are made from each clean image, cropped to a multiple of the scale, by MATLAB's
   ``imresize(hr, 1/scale, 'bicubic')`` on its 8-bit values (bit-exact:
-  :func:`sr_toolkit.resize.imresize_uint8`), or by a recipe's degradation list (each image seeded
+  :func:`sr_toolkit.core.resize.imresize_uint8`), or by a recipe's degradation list (each image seeded
   from its name), or read from an LR folder matched by name. Restoration models (scale 1) get the
   degradation of their own recipe.
 - Inputs and the outputs of every method are rounded to 8 bits, as saved images are.
@@ -27,20 +27,22 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sr_toolkit import metrics, pairing
-from sr_toolkit.degrade import build_pipeline
-from sr_toolkit.errors import DataError, SrToolkitError, first_line
-from sr_toolkit.imageio import match_channels, read_image
-from sr_toolkit.inference import is_out_of_memory
-from sr_toolkit.model_file import load_model
-from sr_toolkit.recipe import load_recipe
-from sr_toolkit.resize import imresize_8bit, modcrop
-from sr_toolkit.tiling import auto_tile, forward_tiled
-from sr_toolkit.weights import WeightsUnavailableError
+from sr_toolkit.evaluation import metrics
+
+from sr_toolkit.data import pairing
+from sr_toolkit.data.degrade import build_pipeline
+from sr_toolkit.core.errors import DataError, SrToolkitError, first_line
+from sr_toolkit.core.imageio import match_channels, read_image
+from sr_toolkit.inference.upscaling import is_out_of_memory
+from sr_toolkit.core.model_file import load_model
+from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.core.resize import imresize_8bit, modcrop
+from sr_toolkit.inference.tiling import auto_tile, forward_tiled
+from sr_toolkit.core.weights import WeightsUnavailableError
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 """Upscaling baselines: MATLAB's ``imresize`` of the 8-bit input, bit for bit (rounded to uint8 after
-each pass: :func:`sr_toolkit.resize.imresize_8bit`)."""
+each pass: :func:`sr_toolkit.core.resize.imresize_8bit`)."""
 IDENTITY = "input"
 """The restoration baseline: the degraded input itself."""
 METRIC_NAMES = ("psnr", "ssim", "ms_ssim", "lpips", "mse")
@@ -141,7 +143,7 @@ def _finite(values: dict[str, float | None]) -> dict[str, float | None]:
 
 def find_pairs(data: Path, scale: int, lr: Path | None = None) -> list[tuple[str, Path, Path | None]]:
     """(name, clean image, LR image or None) for every clean image under ``data``, sorted by name
-    (its path under ``data``). LR files are matched by :mod:`sr_toolkit.pairing`'s rule; LR files
+    (its path under ``data``). LR files are matched by :mod:`sr_toolkit.data.pairing`'s rule; LR files
     that match no image are ignored. Raises DataError for an empty ``data``, an ambiguous name or an
     image without an LR file."""
     targets = pairing.images(data, "target")
@@ -201,7 +203,7 @@ def run_model(model: torch.nn.Module, x: Tensor, scale: int, tile: int | None = 
 
     ``tile`` None tiles automatically (tiles of :data:`AUTO_TILE`) above :data:`AUTO_TILE_PIXELS`
     output pixels, for models whose tiled output equals their whole-image output
-    (:func:`sr_toolkit.tiling.auto_tile`); 0 never tiles. :func:`sr_toolkit.tiling.forward_tiled`
+    (:func:`sr_toolkit.inference.tiling.auto_tile`); 0 never tiles. :func:`sr_toolkit.inference.tiling.forward_tiled`
     pads the input of a model with a ``size_multiple`` and crops the output back.
     """
     if tile is None:

@@ -16,11 +16,11 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-from sr_toolkit.discovery import import_plugins, is_plugin_file, plugin_file
-from sr_toolkit.errors import RecipeError
-from sr_toolkit.registry import DATASETS, DEGRADATIONS, LOSSES, MODELS, Registry, parameters
-from sr_toolkit.schedule import duration_problem
-from sr_toolkit.schema import Component, ComponentList, Field, Section, at_least
+from sr_toolkit.core.discovery import import_plugins, is_plugin_file, plugin_file
+from sr_toolkit.core.errors import RecipeError
+from sr_toolkit.core.registry import DATASETS, DEGRADATIONS, LOSSES, MODELS, Registry, parameters
+from sr_toolkit.training.schedule import duration_problem
+from sr_toolkit.config.schema import Component, ComponentList, Field, Section, at_least
 
 
 class RecipeLoader(yaml.SafeLoader):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from sr_toolkit.imageio import list_images
+from sr_toolkit.core.imageio import list_images
 
 Role = Literal["input", "target"]
 ROLE_TAGS: dict[str, str] = {"input": "lr", "target": "hr"}

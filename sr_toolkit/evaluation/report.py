@@ -24,8 +24,8 @@ from PIL import Image, ImageDraw, ImageFont
 from rich.table import Table
 from torch import Tensor
 
-from sr_toolkit.evaluation import IDENTITY, Metric, Results, Sample
-from sr_toolkit.imageio import match_channels, save_image, to_uint8
+from sr_toolkit.evaluation.evaluate import IDENTITY, Metric, Results, Sample
+from sr_toolkit.core.imageio import match_channels, save_image, to_uint8
 
 Scores = dict[str, dict[str, Optional[float]]]
 """Method -> metric -> value."""

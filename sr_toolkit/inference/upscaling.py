@@ -40,11 +40,11 @@ from PIL import Image, ImageOps
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from sr_toolkit.atomic import atomic_path
-from sr_toolkit.imageio import from_pil, match_channels, split_alpha
-from sr_toolkit.model_file import load_model
-from sr_toolkit.resize import imresize
-from sr_toolkit.tiling import auto_tile, cast_pixels, forward_tiled, round_up, size_multiple
+from sr_toolkit.core.atomic import atomic_path
+from sr_toolkit.core.imageio import from_pil, match_channels, split_alpha
+from sr_toolkit.core.model_file import load_model
+from sr_toolkit.core.resize import imresize
+from sr_toolkit.inference.tiling import auto_tile, cast_pixels, forward_tiled, round_up, size_multiple
 
 __all__ = ["ALPHA_FORMATS", "MEMORY_SHARE", "GrayNetwork", "MemoryPlan", "available_memory", "bytes_per_output_pixel",
            "fill_hidden", "is_out_of_memory", "load_model", "model_scale", "plan_memory", "prepare", "save_pixels",
@@ -188,7 +188,7 @@ class LiveBytes(TorchFunctionMode):
 def bytes_per_output_pixel(model: nn.Module) -> float:
     """The model's peak memory per output pixel, in bytes, for one image in one pass: measured with
     :class:`LiveBytes` on a random :data:`PROBE_SIDE` x :data:`PROBE_SIDE` input (rounded up to the
-    model's size multiple) run as :func:`sr_toolkit.tiling.forward_tiled` runs it, input and output
+    model's size multiple) run as :func:`sr_toolkit.inference.tiling.forward_tiled` runs it, input and output
     included, on the model's device and in its precision.
 
     Convolutional networks need memory in proportion to the pixels, so the figure holds for any size;
@@ -221,7 +221,7 @@ def plan_memory(model: nn.Module, height: int, width: int, *, device: str | torc
     """The tile to run a ``height`` x ``width`` image in so that one pass fits in :data:`MEMORY_SHARE`
     of :func:`available_memory` on ``device``, at ``bytes_per_pixel`` (:func:`bytes_per_output_pixel`);
     None (one pass) when the whole image fits, or when tiling could change the result (see
-    :func:`sr_toolkit.tiling.auto_tile`). ``overlap``: the tiles' overlap, default the model's halo."""
+    :func:`sr_toolkit.inference.tiling.auto_tile`). ``overlap``: the tiles' overlap, default the model's halo."""
     scale = model_scale(model)
     available = available_memory(device)
     max_pixels = int(MEMORY_SHARE * available / bytes_per_pixel)
@@ -251,7 +251,7 @@ def upscale_batch(
 
     Gray goes through :class:`GrayNetwork`; alpha is resized apart, after :func:`fill_hidden` (see the
     module's notes). Writes into ``out`` when given (e.g. uint8: values rounded as a saved image's, see
-    :func:`sr_toolkit.tiling.forward_tiled`), else returns a new tensor like ``images``, clamped to [0, 1].
+    :func:`sr_toolkit.inference.tiling.forward_tiled`), else returns a new tensor like ``images``, clamped to [0, 1].
     Raises ValueError for another shape.
     """
     if images.dim() != 4 or not 1 <= images.shape[1] <= 4:
@@ -285,7 +285,7 @@ def upscale(
     family: L, LA, RGB, RGBA (even when opaque) and I;16 (any 16- or 32-bit integer gray) as they came;
     bilevel as L; palette as RGB, or RGBA when it has transparency; CMYK and other colour modes as RGB;
     16-bit gray with a transparent key as LA (Pillow has no 16-bit mode with alpha). ``tile`` bounds
-    memory (see :mod:`sr_toolkit.tiling`); ``overlap`` defaults to the model's receptive field. The
+    memory (see :mod:`sr_toolkit.inference.tiling`); ``overlap`` defaults to the model's receptive field. The
     model runs in eval mode on its own device and precision; tensors come back on the input's device
     and dtype. Raises TypeError for other inputs, ValueError for a float PIL image (mode F) or a
     tensor with another channel count.
@@ -319,7 +319,7 @@ def _pil_image(pixels: np.ndarray) -> Image.Image:
 def save_pixels(pixels: np.ndarray, path: str | os.PathLike[str], *, quality: int = 95) -> None:
     """Write (H, W, C) pixels, uint8 or (PNG only) uint16, C = 1 to 4; the suffix picks the format.
 
-    Unlike :func:`sr_toolkit.imageio.save_image` it takes the integer pixels as they are, and PNG is
+    Unlike :func:`sr_toolkit.core.imageio.save_image` it takes the integer pixels as they are, and PNG is
     encoded band by band (:func:`write_png`), so a huge output is never copied whole. The file is
     written atomically (a temporary file, then a rename); missing parent folders are created. Raises
     ValueError for an unknown suffix, uint16 in another format, or alpha (C = 2 or 4) in a format

@@ -2,7 +2,7 @@
 
 A plugin registers a class or factory with a decorator::
 
-    from sr_toolkit.registry import MODELS
+    from sr_toolkit.core.registry import MODELS
 
     @MODELS.register("my_net")
     class MyNet(torch.nn.Module):
@@ -10,7 +10,7 @@ A plugin registers a class or factory with a decorator::
 
 and a recipe builds it from a mapping: ``MODELS.build({"type": "my_net", "channels": 32})``.
 The first use of any registry imports every plugin declared under the entry-point group
-``sr_toolkit.plugins`` (see :mod:`sr_toolkit.discovery`).
+``sr_toolkit.plugins`` (see :mod:`sr_toolkit.core.discovery`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sr_toolkit import discovery
-from sr_toolkit.errors import RegistryError, SrToolkitError
-from sr_toolkit.typecheck import describe, matches
+from sr_toolkit.core import discovery
+from sr_toolkit.core.errors import RegistryError, SrToolkitError
+from sr_toolkit.core.typecheck import describe, matches
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from sr_toolkit.atomic import atomic_path
-from sr_toolkit.errors import DataError
+from sr_toolkit.core.atomic import atomic_path
+from sr_toolkit.core.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 """File suffixes (lower case) that :func:`list_images` treats as images."""

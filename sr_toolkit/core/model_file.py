@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from sr_toolkit import checkpoint
-from sr_toolkit.discovery import import_plugins
-from sr_toolkit.registry import MODELS
+from sr_toolkit.core import checkpoint
+from sr_toolkit.core.discovery import import_plugins
+from sr_toolkit.core.registry import MODELS
 
 
 def save_model(path: Path, model: torch.nn.Module, recipe: dict[str, Any]) -> None:

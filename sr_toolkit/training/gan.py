@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from sr_toolkit.losses import WeightedLoss
+from sr_toolkit.training.losses import WeightedLoss
 
 
 class AdversarialLoss(nn.Module):

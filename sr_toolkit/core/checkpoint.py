@@ -18,8 +18,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from sr_toolkit.atomic import atomic_path
-from sr_toolkit.errors import SrToolkitError
+from sr_toolkit.core.atomic import atomic_path
+from sr_toolkit.core.errors import SrToolkitError
 
 METADATA_KEY = "sr_toolkit"
 

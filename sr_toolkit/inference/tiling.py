@@ -214,7 +214,7 @@ def _run(model: nn.Module, crop: Tensor, scale: int, multiple: int) -> Tensor:
 
 def cast_pixels(values: Tensor, dtype: torch.dtype) -> Tensor:
     """``values`` as ``dtype``; integer dtypes get [0, 1] clamped, mapped to 0..max and rounded
-    (for uint8 exactly :func:`sr_toolkit.imageio.to_uint8`)."""
+    (for uint8 exactly :func:`sr_toolkit.core.imageio.to_uint8`)."""
     if dtype.is_floating_point:
         return values.to(dtype)
     top = torch.iinfo(dtype).max

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from sr_toolkit.errors import PluginError, SrToolkitError
+from sr_toolkit.core.errors import PluginError, SrToolkitError
 
 ENTRY_POINT_GROUP = "sr_toolkit.plugins"
 

@@ -3,7 +3,7 @@
 The baseline of an upscaling model is MATLAB's ``imresize(im2uint8(input), scale, 'bicubic')``, bit
 for bit: the input is quantised to 8 bits as a saved LR file would be (validation quantises every
 input before the model sees it, so this changes nothing there), then upscaled with MATLAB's rounding
-to uint8 after each 1-D pass (:func:`sr_toolkit.resize.imresize_8bit`), as SR papers' baselines are.
+to uint8 after each 1-D pass (:func:`sr_toolkit.core.resize.imresize_8bit`), as SR papers' baselines are.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from rich.table import Table
 from rich.text import Text
 from torch.utils.data import Dataset
 
-from sr_toolkit import metrics
-from sr_toolkit.atomic import atomic_path
-from sr_toolkit.evaluation import IDENTITY, Metric, Sample, Settings, build_metrics
-from sr_toolkit.report import comparison_grid, header, score_rows
-from sr_toolkit.resize import imresize_8bit
+from sr_toolkit.evaluation import metrics
+from sr_toolkit.core.atomic import atomic_path
+from sr_toolkit.evaluation.evaluate import IDENTITY, Metric, Sample, Settings, build_metrics
+from sr_toolkit.evaluation.report import comparison_grid, header, score_rows
+from sr_toolkit.core.resize import imresize_8bit
 
 Degrade = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
 

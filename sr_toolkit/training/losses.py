@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sr_toolkit.registry import LOSSES
+from sr_toolkit.core.registry import LOSSES
 
 
 class WeightedLoss(nn.Module):

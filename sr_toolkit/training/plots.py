@@ -10,7 +10,7 @@ from typing import Any
 
 import matplotlib
 
-from sr_toolkit.atomic import atomic_path
+from sr_toolkit.core.atomic import atomic_path
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -26,22 +26,22 @@ from accelerate.utils import parse_flag_from_env, set_seed
 from rich.console import Console
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from sr_toolkit import checkpoint
-from sr_toolkit.batches import DrawSampler, training_batches
-from sr_toolkit.degrade import build_pipeline
-from sr_toolkit.display import TrainingDisplay, format_seconds, validation_line
-from sr_toolkit.errors import SrToolkitError, TrainingDiverged
-from sr_toolkit.losses import WeightedLoss
-from sr_toolkit.model_file import save_model
-from sr_toolkit.nonfinite import GRADIENTS, NonFiniteWatch, describe, gradients_finite
-from sr_toolkit.plots import plot_curves
-from sr_toolkit.precision import choose_precision
-from sr_toolkit.gan import AdversarialLoss, discriminator_step, generator_step
-from sr_toolkit.registry import DATASETS, LOSSES, MODELS
-from sr_toolkit.run_folder import RunFolder
-from sr_toolkit.schedule import RunProgress, lr_factor, parse_duration
-from sr_toolkit.threads import configure_threads
-from sr_toolkit.validation import ValidationResult, validate
+from sr_toolkit.core import checkpoint
+from sr_toolkit.data.batches import DrawSampler, training_batches
+from sr_toolkit.data.degrade import build_pipeline
+from sr_toolkit.training.display import TrainingDisplay, format_seconds, validation_line
+from sr_toolkit.core.errors import SrToolkitError, TrainingDiverged
+from sr_toolkit.training.losses import WeightedLoss
+from sr_toolkit.core.model_file import save_model
+from sr_toolkit.training.nonfinite import GRADIENTS, NonFiniteWatch, describe, gradients_finite
+from sr_toolkit.training.plots import plot_curves
+from sr_toolkit.core.precision import choose_precision
+from sr_toolkit.training.gan import AdversarialLoss, discriminator_step, generator_step
+from sr_toolkit.core.registry import DATASETS, LOSSES, MODELS
+from sr_toolkit.training.run_folder import RunFolder
+from sr_toolkit.training.schedule import RunProgress, lr_factor, parse_duration
+from sr_toolkit.core.threads import configure_threads
+from sr_toolkit.training.validation import ValidationResult, validate
 
 log = logging.getLogger("sr_toolkit")
 
@@ -549,7 +549,7 @@ class Trainer:
 
     def _continue_schedule(self, before: dict[str, Any], progress: float) -> None:
         """After a resume with other limits, stretch the rest of the schedule over the new ones from
-        ``progress``, where it stood (see :class:`~sr_toolkit.schedule.RunProgress`); say what the
+        ``progress``, where it stood (see :class:`~sr_toolkit.training.schedule.RunProgress`); say what the
         budget is now."""
         changed = (before["max_steps"], before["max_time"]) != (self.train_cfg["max_steps"], self.train_cfg["max_time"])
         if changed:

@@ -17,8 +17,8 @@ from typing import Any
 from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from sr_toolkit.report import format_value
-from sr_toolkit.validation import ValidationResult
+from sr_toolkit.evaluation.report import format_value
+from sr_toolkit.training.validation import ValidationResult
 
 log = logging.getLogger("sr_toolkit")
 

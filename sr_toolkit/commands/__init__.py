@@ -1,0 +1,1 @@
+"""The command-line commands: ``sr-toolkit train | eval | upscale | export | list``; ``tools/*.py`` call these."""

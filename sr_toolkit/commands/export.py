@@ -1,0 +1,141 @@
+"""Export a trained model to ONNX: ``python tools/export.py MODEL.safetensors --onnx model.onnx``.
+
+The ONNX graph takes ``image`` (N, 3, H, W) float32 in [0, 1] with dynamic batch, height and width
+and returns ``output`` (N, 3, scale*H, scale*W), the network's raw values (clamp them to [0, 1] before
+saving). The model file's metadata (model spec, scale, task) is kept under the ONNX metadata key
+``sr_toolkit``. Afterwards the file is run in onnxruntime on a random input and compared with
+PyTorch (``--no-check`` skips that). Needs ``pip install "sr-toolkit[onnx]"`` (onnx, onnxscript and
+onnxruntime) and torch 2.6 or newer (its torch.export-based exporter).
+
+Any model that torch.export can trace exports, whatever its ``forward`` calls its input. A model it
+cannot trace (data-dependent control flow, an operator without an ONNX translation) gets one
+``error:`` line naming the model and the reason, and exit code 2; the .onnx file is then not
+written. Exit code 1: onnxruntime's output differs from PyTorch's, or onnxruntime cannot run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from sr_toolkit.core.atomic import atomic_path
+from sr_toolkit.core.checkpoint import METADATA_KEY
+from sr_toolkit.core.errors import SrToolkitError
+from sr_toolkit.core.model_file import load_model
+from sr_toolkit.inference.tiling import round_up, size_multiple
+
+TOLERANCE = 1e-4
+"""Largest difference between onnxruntime's and PyTorch's outputs that the check accepts."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("model", type=Path, help="a model.safetensors written by tools/train.py")
+    parser.add_argument("--onnx", type=Path, required=True, help="the .onnx file to write")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    parser.add_argument("--no-check", action="store_true", help="do not compare onnxruntime with PyTorch")
+    return parser.parse_args(argv)
+
+
+def example_input(model: torch.nn.Module, batch: int, rows: int, cols: int) -> torch.Tensor:
+    """A random (batch, 3, H, W) input of ``rows`` x ``cols`` units of 16 pixels (rounded up to a
+    multiple of the model's size_multiple)."""
+    unit = round_up(16, size_multiple(model))
+    return torch.rand(batch, 3, rows * unit, cols * unit, generator=torch.Generator().manual_seed(0))
+
+
+def export_onnx(model: torch.nn.Module, path: Path, opset: int | None = None) -> None:
+    """Write ``model`` as one self-contained ONNX file with dynamic batch, height and width.
+
+    The input is given to the exporter by position (its dynamic dimensions too), so the name the
+    model's ``forward`` gives it does not matter; the ONNX input is named ``image`` all the same. The
+    file is written atomically: a failed export leaves none. Raises whatever the exporter raises.
+    """
+    import onnx
+
+    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
+    with atomic_path(path) as temporary:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            # the exporter narrates its passes, and dumps graphs to stderr when tracing fails
+            torch.onnx.export(model, (example_input(model, 2, 4, 3),), str(temporary), input_names=["image"],
+                              output_names=["output"], dynamic_shapes=(dims,), opset_version=opset,
+                              dynamo=True, external_data=False)
+        graph = onnx.load(str(temporary))
+        info = {key: value for key, value in model.sr_info.items() if key in ("model", "scale", "task")}
+        onnx.helper.set_model_props(graph, {METADATA_KEY: json.dumps(info)})
+        onnx.save(graph, str(temporary))
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line saying why ``exc`` happened: the first line of its innermost cause (the exporter wraps
+    torch.export's error in advice of its own), without terminal colour codes."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def onnx_difference(model: torch.nn.Module, path: Path, inputs: torch.Tensor) -> float:
+    """Largest absolute difference between onnxruntime's output for ``inputs`` and PyTorch's."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(["output"], {"image": inputs.numpy()})
+    with torch.no_grad():
+        expected = model(inputs)
+    return float((torch.from_numpy(got) - expected).abs().max())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if tuple(int(part) for part in torch.__version__.split(".")[:2]) < (2, 6):
+        print(f"error: ONNX export needs torch 2.6 or newer, this is {torch.__version__}", file=sys.stderr)
+        return 2
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as exc:
+        print(f"error: ONNX export needs onnx and onnxscript ({exc}); pip install 'sr-toolkit[onnx]'",
+              file=sys.stderr)
+        return 2
+    try:
+        model = load_model(args.model)
+    except SrToolkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    name = f"model '{model.sr_info['model']['type']}' of {args.model}"
+    try:
+        export_onnx(model, args.onnx, args.opset)
+    except Exception as exc:  # noqa: BLE001 - whatever the exporter raises becomes one line
+        print(f"error: cannot export {name} to ONNX: {failure_reason(exc)}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.onnx}: input 'image' (N, 3, H, W), output 'output' (N, 3, "
+          f"{model.sr_info['scale']}H, {model.sr_info['scale']}W)")
+    if args.no_check:
+        return 0
+    inputs = example_input(model, 1, 3, 2)  # another size than the export's example
+    try:
+        difference = onnx_difference(model, args.onnx, inputs)
+    except ImportError:
+        print("not checked: onnxruntime is not installed")
+        return 0
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types
+        print(f"error: onnxruntime cannot run the export of {name}: {failure_reason(exc)}", file=sys.stderr)
+        return 1
+    verdict = "matches" if difference <= TOLERANCE else "DOES NOT match"
+    print(f"onnxruntime {verdict} PyTorch on a {'x'.join(map(str, inputs.shape))} input: "
+          f"largest difference {difference:.2e} (tolerance {TOLERANCE:.0e})")
+    return 0 if difference <= TOLERANCE else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Recipes: loading, merging, overrides, the recipe schema and its cross-field checks."""

@@ -1,0 +1,1 @@
+"""Training and evaluation data: degradation pipelines, batches, LR/HR file pairing."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, scoring models against baselines, reports."""
