@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 MODELS_TO_EXPORT = {
     # the report's model as shipped: bilinear (align_corners) upsampling, BatchNorm, PReLU, dropout
-    "resnet_x4": "scale: 4\nmodel: {type: resnet_x4, channels: 8, blocks: 1}\n",
+    "resnet_x4": "scale: 4\nmodel: {type: resnet_x4, channels: 8, blocks: 1}\ndegradation: [{type: downscale}]\n",
     # pixel shuffle and a bicubic global skip
-    "edsr": "scale: 2\nmodel: {type: edsr, channels: 8, blocks: 1}\n",
+    "edsr": "scale: 2\nmodel: {type: edsr, channels: 8, blocks: 1}\ndegradation: [{type: downscale}]\n",
     # restoration: transposed convs, max-pooling, sizes in multiples of 16
-    "conv_autoencoder": "task: restore\nmodel: {type: conv_autoencoder}\n",
+    "conv_autoencoder": "task: restore\nmodel: {type: conv_autoencoder}\ndegradation: [{type: gaussian_noise}]\n",
 }
 
 
@@ -105,7 +105,8 @@ class BrightnessSwitch(TinyESPCN):
 def plugin_file(folder: Path, name: str, module: type[torch.nn.Module]) -> Path:
     """A model file for a plugin registered here as ``name`` (x2, 8 channels)."""
     MODELS.register(name)(module)
-    return model_file(folder, f"scale: 2\nmodel: {{type: {name}, scale: 2, channels: 8}}\n")
+    return model_file(folder, f"scale: 2\nmodel: {{type: {name}, scale: 2, channels: 8}}\n"
+                              "degradation: [{type: downscale}]\n")
 
 
 def test_a_plugin_exports_whatever_it_calls_its_input(tmp_path: Path, clean_registries: None,

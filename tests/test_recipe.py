@@ -13,6 +13,7 @@ import yaml
 from PIL import Image
 
 from sr_toolkit.core.errors import RecipeError
+from sr_toolkit.commands.train import main as train_main
 from sr_toolkit.config.recipe import deep_merge, dump_recipe, load_recipe
 from sr_toolkit.core.registry import DATASETS
 
@@ -29,6 +30,7 @@ def family(tmp_path: Path) -> Path:
     write(tmp_path / "base.yaml", """
         scale: 4
         model: {type: resnet_x4, channels: 64, blocks: 2}
+        degradation: [{type: downscale}]
         optimizer: {lr: 1e-3, weight_decay: 1e-5}
         train: {max_steps: 100, log_every: 5}
         loss: [{type: mse}, {type: l1, weight: 100}]
@@ -198,8 +200,8 @@ def test_a_validation_dataset_scores_whole_images(tmp_path: Path) -> None:
     folder = tmp_path / "val"
     folder.mkdir()
     Image.fromarray(np.full((37, 52, 3), 90, dtype=np.uint8)).save(folder / "flat.png")
-    recipe = load_recipe(write(tmp_path / "r.yaml", "scale: 4\nmodel: {type: edsr}\n"),
-                         [f"data.val={{type: image_folder, root: {folder}}}"])
+    path = write(tmp_path / "r.yaml", "scale: 4\nmodel: {type: edsr}\ndegradation: [{type: downscale}]\n")
+    recipe = load_recipe(path, [f"data.val={{type: image_folder, root: {folder}}}"])
     assert recipe["data"]["val"]["split"] == "val" and recipe["data"]["train"]["split"] == "train"
     dataset = DATASETS.build(recipe["data"]["val"], where="data.val")
     assert dataset[0]["target"].shape == (3, 36, 52)  # whole, cut to a multiple of the scale
@@ -228,6 +230,7 @@ def test_a_child_recipe_switches_the_model_type_or_replaces_a_mapping(tmp_path: 
     write(tmp_path / "base.yaml", """
         scale: 4
         model: {type: resnet_x4, channels: 64, blocks: 2, upsample: bicubic}
+        degradation: [{type: downscale}]
         optimizer: {type: adam, lr: 1e-3, betas: [0.8, 0.9]}
     """)
     child = write(tmp_path / "child.yaml", """
@@ -266,7 +269,8 @@ def test_file_plugins_are_saved_as_absolute_paths(tmp_path: Path, monkeypatch: p
                 return (output - target).abs().mean()
     """)
     recipe_path = write(folder / "r.yaml",
-                        "scale: 4\nplugins: [my_loss.py]\nmodel: {type: edsr}\nloss: [{type: my_l1}]\n")
+                        "scale: 4\nplugins: [my_loss.py]\nmodel: {type: edsr}\nloss: [{type: my_l1}]\n"
+                        "degradation: [{type: downscale}]\n")
     monkeypatch.chdir(tmp_path)  # another working directory than the recipe's
     recipe = load_recipe(recipe_path)
     assert recipe["plugins"] == [str((folder / "my_loss.py").resolve())]
@@ -280,3 +284,42 @@ def test_the_esrgan_chain_fits_together() -> None:
     gan = load_recipe(ROOT / "recipes" / "esrgan_lite_x4.yaml")
     assert psnr["model"] == gan["model"] and psnr["model"]["batch_norm"] is False
     assert psnr["gan"]["discriminator"] is None and gan["gan"]["discriminator"]["type"] == "vgg_discriminator"
+
+
+RULES_BETWEEN_KEYS = [
+    (["gan.discriminator={type: vgg_discriminator}", "train.grad_accum=2"],
+     "train.grad_accum: GAN recipes take one batch per update (set it to 1)"),
+    (["loss=[{type: l1}, {type: hinge}]"],
+     "loss.1: 'hinge' is an adversarial loss; set it as gan.adversarial with gan.discriminator"),
+    (["gan.discriminator={type: vgg_discriminator}", "gan.adversarial={type: l1}"],
+     "gan.adversarial: 'l1' is not an adversarial loss (hinge, lsgan, ragan, vanilla)"),
+    (["degradation=[]"], ("degradation: the list is empty and data.train gives no inputs; add one, "
+                          "e.g. degradation: [{type: downscale}] for upscaling")),
+    (["loss=[]"], "loss: expected a non-empty list of loss specs, got []"),
+    (["model.scale=2"], "model.scale: 2 conflicts with the recipe's scale: 4"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), RULES_BETWEEN_KEYS)
+def test_rules_between_keys_are_checked_when_the_recipe_is_loaded(family: Path, overrides: list[str],
+                                                                  message: str) -> None:
+    with pytest.raises(RecipeError) as info:
+        load_recipe(family, overrides)
+    assert message in str(info.value) and str(info.value).startswith("override ")
+
+
+@pytest.mark.parametrize(("overrides", "message"), RULES_BETWEEN_KEYS)
+def test_print_recipe_and_train_refuse_a_broken_rule_before_any_work(
+        family: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], overrides: list[str], message: str) -> None:
+    run = tmp_path / "run"
+    for extra in (["--print-recipe"], []):
+        assert train_main([str(family), f"output_dir={run}", *overrides, *extra]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.startswith("error: override ") and message in captured.err
+    assert not run.exists()
+
+
+def test_paired_training_data_needs_no_degradation_and_is_not_read_on_load(family: Path, tmp_path: Path) -> None:
+    paired = f"{{type: paired_folder, input_root: {tmp_path / 'no_lr'}, target_root: {tmp_path / 'no_hr'}}}"
+    recipe = load_recipe(family, ["degradation=[]", f"data.train={paired}"])  # the folders do not exist
+    assert recipe["degradation"] == [] and recipe["data"]["train"]["type"] == "paired_folder"

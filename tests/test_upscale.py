@@ -57,7 +57,8 @@ def write_model(folder: Path, recipe_text: str) -> Path:
 @pytest.fixture(scope="module")
 def x4_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_model(tmp_path_factory.mktemp("x4"), "task: upscale\nscale: 4\nmodel: {type: resnet_x4, "
-                       "channels: 8, blocks: 1, upsample: bicubic, global_skip: true}\n")
+                       "channels: 8, blocks: 1, upsample: bicubic, global_skip: true}\n"
+                       "degradation: [{type: downscale}]\n")
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +162,8 @@ def test_16bit_inputs_and_16bit_outputs(tmp_path: Path, x4_file: Path, x4: torch
 
 
 def test_restoration_keeps_the_size_and_pads_for_the_autoencoder(tmp_path: Path) -> None:
-    model_file = write_model(tmp_path, "task: restore\nmodel: {type: conv_autoencoder}\n")
+    model_file = write_model(tmp_path, "task: restore\nmodel: {type: conv_autoencoder}\n"
+                                       "degradation: [{type: gaussian_noise}]\n")
     photo(50, 38).save(tmp_path / "noisy.png")  # not a multiple of 16: padded inside
     assert run(model_file, tmp_path / "noisy.png", "--out", tmp_path / "out", "--tile", "16") == 0
     model = sr_toolkit.load_model(model_file)
@@ -292,7 +294,8 @@ def test_half_precision_stays_close(tmp_path: Path, x4_file: Path, x4: torch.nn.
 
 
 def test_tiling_an_align_corners_model_warns(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    model_file = write_model(tmp_path, "scale: 4\nmodel: {type: resnet_x4, channels: 8, blocks: 1}\n")
+    model_file = write_model(tmp_path, "scale: 4\nmodel: {type: resnet_x4, channels: 8, blocks: 1}\n"
+                                       "degradation: [{type: downscale}]\n")
     photo(20, 16).save(tmp_path / "small.png")
     assert run(model_file, tmp_path / "small.png", "--out", tmp_path / "whole") == 0
     assert "warning:" not in capsys.readouterr().err

@@ -25,6 +25,8 @@ class PairedFolder(FileDataset):
     the name being the target's path without suffix. Raises DataError when nothing matches.
     """
 
+    gives_inputs = True  # its items carry an "input", so a recipe needs no degradation (sr_toolkit.config.rules)
+
     def __init__(
         self,
         input_root: str,

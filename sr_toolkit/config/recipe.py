@@ -1,8 +1,10 @@
 """Recipes: YAML files with ``base:`` inheritance, ``key.path=value`` overrides and a schema.
 
 :func:`load_recipe` reads a recipe, merges its bases, applies command-line overrides, imports the
-plugins it lists and validates every key against :data:`RECIPE_SCHEMA` (component arguments
-against the component's own signature), before any work starts. The result is a plain dict with
+plugins it lists, validates every key against the schema
+(:data:`~sr_toolkit.config.recipe_schema.RECIPE_SCHEMA`; component arguments against the
+component's own signature) and checks the rules between keys (:mod:`sr_toolkit.config.rules`),
+before any work starts. The result is a plain dict with
 every default filled in; :func:`dump_recipe` writes it back as YAML.
 """
 
@@ -12,15 +14,15 @@ import copy
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any
 
 import yaml
 
+from sr_toolkit.config.recipe_schema import APPLIES_TO, INHERITED_KEYS, RECIPE_SCHEMA, SPLITS, component_specs
+from sr_toolkit.config.rules import check_rules
 from sr_toolkit.core.discovery import import_plugins, is_plugin_file, plugin_file
 from sr_toolkit.core.errors import RecipeError
-from sr_toolkit.core.registry import DATASETS, DEGRADATIONS, LOSSES, MODELS, Registry, parameters
-from sr_toolkit.training.schedule import duration_problem
-from sr_toolkit.config.schema import Component, ComponentList, Field, Section, at_least
+from sr_toolkit.core.registry import DATASETS, Registry, parameters
 
 
 class RecipeLoader(yaml.SafeLoader):
@@ -47,92 +49,6 @@ RecipeLoader.add_implicit_resolver(
     ),
     list("-+0123456789."),
 )
-
-OPTIMIZER = Section(
-    {
-        "type": Field(Literal["adam", "adamw", "sgd"], "adam"),
-        "lr": Field(float, 1e-3),
-        "weight_decay": Field(float, 0.0),
-        "betas": Field(tuple[float, float], [0.9, 0.999]),  # adam, adamw
-        "momentum": Field(float, 0.9),  # sgd
-        "fused": Field(bool, True),  # torch's fused kernel: one pass over all parameters per step
-    }
-)
-
-# Every key a recipe may hold. Component sections (model, data.train, loss, degradation) are
-# checked against the registered component's own arguments.
-RECIPE_SCHEMA = Section(
-    {
-        "name": Field(Optional[str], None),  # run name; default: the recipe file's stem
-        "plugins": Field(list[str], []),  # extra plugin modules or .py files to import
-        "task": Field(Literal["upscale", "restore"], "upscale"),
-        "scale": Field(int, 1, check=at_least(1)),  # upscaling factor (1 for restoration)
-        "seed": Field(int, 0),
-        "output_dir": Field(Optional[str], None),  # default: runs/<name>
-        "model": Component(MODELS),
-        # Turns a clean target batch into the network input, on the training device.
-        "degradation": ComponentList(DEGRADATIONS),
-        "loss": ComponentList(LOSSES, [{"type": "l1"}], {"weight": Field(float, 1.0)}),
-        "optimizer": OPTIMIZER,
-        "scheduler": Section(
-            {
-                "type": Field(Literal["constant", "cosine", "step"], "cosine"),
-                "warmup_steps": Field(int, 0, check=at_least(0)),
-                "min_lr_ratio": Field(float, 0.01),  # cosine: final lr / lr
-                "step_size": Field(int, 1000, check=at_least(1)),  # step: decay every step_size steps
-                "gamma": Field(float, 0.5),  # step: decay factor
-            }
-        ),
-        "data": Section(
-            {
-                "train": Component(DATASETS, {"type": "builtin", "split": "train", "patch_size": 96}),
-                "val": Component(DATASETS, {"type": "builtin", "split": "val"}, optional=True),
-                "batch_size": Field(int, 16, check=at_least(1)),  # per process
-                "num_workers": Field(int, 0, check=at_least(0)),
-            }
-        ),
-        "train": Section(
-            {
-                "max_steps": Field(int, 1000, check=at_least(1)),  # whichever of the two ends first
-                "max_time": Field(Union[str, float, None], None, check=duration_problem),  # 10m, 90s, 1h
-                "mixed_precision": Field(Literal["auto", "no", "fp16", "bf16"], "auto"),
-                "grad_accum": Field(int, 1, check=at_least(1)),
-                "grad_clip": Field(Optional[float], None),
-                "ema": Field(Optional[float], None),  # EMA decay of the weights, e.g. 0.999
-                "log_every": Field(int, 10, check=at_least(1)),
-                "val_every": Field(int, 250, check=at_least(1)),
-                "checkpoint_every": Field(int, 500, check=at_least(1)),
-                "keep_checkpoints": Field(int, 2, check=at_least(0)),  # 0: keep every one
-                "tensorboard": Field(bool, False),
-                # a NaN/inf loss term or gradient: stop (naming it), or skip that step's updates
-                "on_nonfinite": Field(Literal["stop", "skip"], "stop"),
-                "max_consecutive_skips": Field(int, 10, check=at_least(1)),  # skip: stop after so many in a row
-            }
-        ),
-        # Adversarial training: set gan.discriminator to train the model as a GAN generator.
-        "gan": Section(
-            {
-                "discriminator": Component(MODELS, optional=True),  # e.g. {type: vgg_discriminator}
-                "adversarial": Component(LOSSES, {"type": "vanilla"}),  # vanilla | lsgan | hinge | ragan
-                "weight": Field(float, 1e-3),  # of the adversarial term in the generator's loss
-                "d_steps": Field(int, 1, check=at_least(1)),  # discriminator updates per generator update
-                "warmup_steps": Field(int, 0, check=at_least(0)),  # generator-only steps on the loss list
-                "r1_weight": Field(float, 0.0),  # R1 gradient penalty on real images
-                "init_from": Field(Optional[str], None),  # model.safetensors to start the generator from
-                "optimizer": OPTIMIZER,  # the discriminator's
-            }
-        ),
-        "validation": Section(
-            {
-                "y_channel": Field(bool, True),  # PSNR/SSIM on BT.601 Y, as SR papers report
-                "crop_border": Field(Optional[int], None, check=at_least(0)),  # default: the scale
-                "max_images": Field(Optional[int], None, check=at_least(1)),
-                "samples": Field(int, 4, check=at_least(0)),  # images shown in each sample grid
-            }
-        ),
-    }
-)
-
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """Safe-load one YAML mapping, with errors that name the file (and line)."""
@@ -232,32 +148,6 @@ def apply_override(recipe: dict[str, Any], keys: Sequence[str], value: Any) -> N
             raise RecipeError(f"override {where}: '{'.'.join(keys[:depth])}' is not a mapping")
 
 
-INHERITED_KEYS = ("scale", "seed")
-"""Top-level keys passed to every component that takes an argument of that name and omits it.
-A component's own ``scale`` must equal the top level's (see :func:`check_scales`)."""
-
-SPLITS = ("train", "val")
-"""``data.train`` and ``data.val``: a dataset there that takes a ``split`` and omits it gets its key,
-so ``data.val: {type: image_folder, root: DIR}`` scores whole validation images."""
-
-
-def component_specs(raw: Mapping[str, Any]) -> list[tuple[str, Registry, Any]]:
-    """The component mappings of a recipe, each with its key path and the registry that builds it."""
-    data = raw.get("data") if isinstance(raw.get("data"), Mapping) else {}
-    specs: list[tuple[str, Registry, Any]] = [("model", MODELS, raw.get("model"))]
-    gan = raw.get("gan") if isinstance(raw.get("gan"), Mapping) else {}
-    if gan.get("discriminator") is not None:
-        specs.append(("gan.discriminator", MODELS, gan["discriminator"]))
-    specs += [(f"data.{split}", DATASETS, data.get(split)) for split in SPLITS]
-    for key, registry in (("degradation", DEGRADATIONS), ("loss", LOSSES)):
-        items = raw.get(key)
-        if isinstance(items, list):
-            specs += [(f"{key}.{index}", registry, item) for index, item in enumerate(items)]
-        else:
-            specs.append((key, registry, items))
-    return specs
-
-
 def fill_component_defaults(raw: dict[str, Any]) -> None:
     """Put the schema's default seed and datasets into a raw recipe, so they inherit too."""
     raw.setdefault("seed", RECIPE_SCHEMA.fields["seed"].default())
@@ -287,28 +177,6 @@ def inherit_globals(raw: dict[str, Any]) -> None:
         split = where.removeprefix("data.")
         if registry is DATASETS and split in SPLITS and "split" in accepted and "split" not in spec:
             spec["split"] = split
-
-
-def check_scales(recipe: Mapping[str, Any], raw: Mapping[str, Any]) -> None:
-    """Refuse a component whose ``scale`` differs from the recipe's: the network, the data and the
-    degradation must agree on one factor (an override of ``scale`` reaches every component that
-    inherits it; one that spells another value would fail later, in validation). ``raw``, the
-    recipe before defaults, tells a scale the user wrote from a component's own default."""
-    written = {where: spec for where, _, spec in component_specs(raw)}
-    for where, _, spec in component_specs(recipe):
-        if not isinstance(spec, dict) or spec.get("scale", recipe["scale"]) == recipe["scale"]:
-            continue
-        if isinstance(written.get(where), dict) and "scale" in written[where]:
-            raise RecipeError(f"{where}.scale: {spec['scale']} conflicts with the recipe's scale: "
-                              f"{recipe['scale']}; leave {where}.scale out (it inherits scale) or make them equal")
-        raise RecipeError(f"{where}: '{spec['type']}' works at scale {spec['scale']} by default, the recipe's "
-                          f"scale is {recipe['scale']}; set scale: {spec['scale']} at the top level")
-
-
-APPLIES_TO = {"betas": ("adam", "adamw"), "momentum": ("sgd",), "min_lr_ratio": ("cosine",),
-              "step_size": ("step",), "gamma": ("step",)}
-"""Optimizer and scheduler keys that only some types read; the resolved recipe leaves them out for
-the others, so a printed or saved recipe shows only what the run uses."""
 
 
 def drop_inapplicable(recipe: dict[str, Any]) -> None:
@@ -346,7 +214,7 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
     inherit_globals(raw)
     try:
         recipe = RECIPE_SCHEMA.resolve(raw, "")
-        check_scales(recipe, raw)
+        check_rules(recipe, raw)
         drop_inapplicable(recipe)
     except RecipeError as exc:
         override = blame_override(str(exc), overrides)

@@ -74,10 +74,7 @@ class GanParts:
     def build(cls, recipe: dict[str, Any], device: torch.device) -> GanParts:
         cfg = recipe["gan"]
         discriminator = MODELS.build(cfg["discriminator"], where="gan.discriminator")
-        adversarial = LOSSES.build(cfg["adversarial"], where="gan.adversarial")
-        if not isinstance(adversarial, AdversarialLoss):
-            raise SrToolkitError(f"gan.adversarial: '{cfg['adversarial']['type']}' is not an adversarial loss "
-                                 "(vanilla, lsgan, hinge, ragan)")
+        adversarial = LOSSES.build(cfg["adversarial"], where="gan.adversarial")  # an AdversarialLoss: config.rules
         return cls(discriminator, adversarial.to(device), build_optimizer(cfg["optimizer"], discriminator))
 
 
@@ -135,11 +132,7 @@ class Trainer:
         data = recipe["data"]
         self.train_set = DATASETS.build(data["train"], where="data.train")
         self.val_set = DATASETS.build(data["val"], where="data.val") if data["val"] else None
-        paired = "input" in self.train_set[0]
-        if not recipe["degradation"] and not paired:
-            raise SrToolkitError("degradation: the list is empty and data.train gives no inputs; add one, "
-                                 "e.g. degradation: [{type: downscale}] for upscaling")
-        if recipe["degradation"] and paired and self.main:
+        if recipe["degradation"] and "input" in self.train_set[0] and self.main:
             log.info("data.train gives its own inputs (%s): the degradation list is not applied to them",
                      data["train"]["type"])
         resume_path = self._resume_path(resume)
@@ -148,18 +141,12 @@ class Trainer:
         if self.precision.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.criterion = WeightedLoss(recipe["loss"]).to(self.device)
-        for index, term in enumerate(self.criterion.terms):
-            if isinstance(term, AdversarialLoss):
-                raise SrToolkitError(f"loss.{index}: '{self.criterion.names[index]}' is an adversarial loss; "
-                                     "set it as gan.adversarial with gan.discriminator")
         self.optimizer = build_optimizer(recipe["optimizer"], self.model)
         self.ema = self._ema()
         self.gan = GanParts.build(recipe, self.device) if recipe["gan"]["discriminator"] else None
         if self.gan is None:
             self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         else:
-            if self.train_cfg["grad_accum"] != 1:
-                raise SrToolkitError("train.grad_accum: GAN recipes take one batch per update (set it to 1)")
             self.model, self.gan.discriminator, self.optimizer, self.gan.optimizer = self.accelerator.prepare(
                 self.model, self.gan.discriminator, self.optimizer, self.gan.optimizer)
         self.state = Counters()
