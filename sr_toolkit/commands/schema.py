@@ -1,0 +1,56 @@
+"""Print the recipe schema as JSON Schema (draft 2020-12): ``sr-toolkit schema > recipe.schema.json``.
+
+Editors that read JSON Schema then complete and check recipes; with the YAML language server, start a
+recipe with ``# yaml-language-server: $schema=recipe.schema.json``. Components of installed plugins
+are included; ``--plugin`` adds a recipe's own plugin modules or files. Also runs as
+``python -m sr_toolkit.commands.schema``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sr_toolkit.config.json_schema import recipe_json_schema
+from sr_toolkit.core.atomic import atomic_path
+from sr_toolkit.core.discovery import import_plugins
+from sr_toolkit.core.errors import SrToolkitError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="sr-toolkit schema", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, metavar="FILE", help="write the schema to FILE (default: stdout)")
+    parser.add_argument("--plugin", action="append", default=[], metavar="PLUGIN",
+                        help="also describe the components of this plugin module or .py file (repeatable)")
+    return parser.parse_args(argv)
+
+
+def schema_text(plugins: list[str]) -> str:
+    """The JSON Schema text, after importing ``plugins`` (module names, or ``.py`` paths from here)."""
+    import_plugins(plugins)
+    return json.dumps(recipe_json_schema(), indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        text = schema_text(args.plugin)
+        if args.out is None:
+            sys.stdout.write(text)
+            return 0
+        with atomic_path(args.out) as temporary:
+            temporary.write_text(text, encoding="utf-8")
+    except SrToolkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
