@@ -40,7 +40,7 @@ def hint_schema(hint: Any) -> JSON:
     (``{}``, anything, for a hint it cannot check either)."""
     if hint is None or hint is type(None):
         return {"type": "null"}
-    if hint in _TYPES:
+    if isinstance(hint, type) and hint in _TYPES:
         return {"type": _TYPES[hint]}
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (Union, types.UnionType):
