@@ -92,7 +92,7 @@ def test_recipe_plugins_import_files_and_modules(tmp_path: Path, clean_registrie
     (tmp_path / "recipe.yaml").write_text(textwrap.dedent("""
         plugins: [my_plugins/local_net.py]
         model: {type: local_file_net, channels: 5}
-        degradation: [{type: downscale}]
+        degradation: [{type: gaussian_noise}]
     """))
     recipe = load_recipe(tmp_path / "recipe.yaml")
     assert recipe["model"] == {"type": "local_file_net", "channels": 5}
