@@ -43,7 +43,7 @@ def test_every_command_is_reached_with_its_own_usage(name: str, capsys: pytest.C
 
 def test_python_m_and_version_name_one_number() -> None:
     result = subprocess.run([sys.executable, "-m", "sr_toolkit", "--version"], capture_output=True, text=True,
-                            cwd=ROOT)
+                            cwd=ROOT, check=False)
     assert result.returncode == 0 and result.stdout == f"sr-toolkit {sr_toolkit.__version__}\n"
     assert importlib.metadata.version("sr-toolkit") == sr_toolkit.__version__
 
@@ -183,7 +183,8 @@ def run_outside(venv: Path, cwd: Path, *command: str) -> subprocess.CompletedPro
     """Run a command in ``cwd`` (no clone there) with the venv's executables, no PYTHONPATH."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])
-    return subprocess.run(list(command), cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(list(command), cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
 
 
 def test_wheel_install_is_its_own_copy_with_every_recipe(wheel_venv: Path, tmp_path: Path) -> None:
