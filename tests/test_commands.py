@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import os
 import shutil
 import signal
@@ -12,7 +13,7 @@ import site
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,17 @@ def test_signal_statuses_are_a_killed_process_s() -> None:
     assert stopped_by_signal(signal.SIGTERM) == 143 and stopped_by_signal(signal.SIGINT) == 130
 
 
-def test_train_interrupted_before_training_exits_130(monkeypatch: pytest.MonkeyPatch,
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """``train`` sets the root logger up on the stderr of the moment (here capsys's, closed after the
+    test): put back the handlers it replaced, so later tests do not log to a closed stream."""
+    handlers, level = logging.root.handlers[:], logging.root.level
+    yield
+    logging.root.handlers[:] = handlers
+    logging.root.setLevel(level)
+
+
+def test_train_interrupted_before_training_exits_130(restored_logging: None, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     def interrupt(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
@@ -130,7 +141,8 @@ def test_a_file_wins_over_a_shipped_name(tmp_path: Path, monkeypatch: pytest.Mon
     assert find_recipe("resnet_x4.yaml") == Path("resnet_x4.yaml")
 
 
-def test_an_unknown_recipe_is_one_line_with_close_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_an_unknown_recipe_is_one_line_with_close_names(restored_logging: None, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["train", "report/resnt_x4"]) == 2
