@@ -1,81 +1,68 @@
-"""``python -m sr_toolkit list [models|losses|degradations|datasets|metrics [NAME]]``."""
+"""``sr-toolkit COMMAND [ARGS...]``, also ``python -m sr_toolkit COMMAND [ARGS...]``.
+
+Each command is a module of ``sr_toolkit.commands`` with a ``main(argv) -> int``, imported only when
+it runs: ``sr-toolkit --version`` imports nothing heavy. ``sr-toolkit COMMAND --help`` gives a
+command's options; the exit status follows one rule for all (``sr_toolkit.commands.exit_codes``).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import difflib
+import importlib
 import sys
+from collections.abc import Sequence
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from sr_toolkit import __version__
 
-from sr_toolkit.core.errors import SrToolkitError
-from sr_toolkit.core.registry import REGISTRIES, Parameter, parameters
-from sr_toolkit.core.typecheck import describe
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("sr_toolkit.commands.train", "train a model from a recipe file or a shipped recipe's name"),
+    "eval": ("sr_toolkit.commands.eval", "score models and interpolation baselines on a folder of images"),
+    "upscale": ("sr_toolkit.commands.upscale", "upscale or restore images with a trained model"),
+    "export": ("sr_toolkit.commands.export", "export a trained model to ONNX"),
+    "list": ("sr_toolkit.commands.list", "list registered components, or one's arguments"),
+    "schema": ("sr_toolkit.commands.schema", "print the recipe schema as JSON Schema"),
+}
+"""Command name -> (module with ``main(argv) -> int``, one-line summary)."""
 
-
-def list_components(kinds: list[str]) -> None:
-    """Print every registered component of the given kinds, one a line, in aligned columns."""
-    rows = [("kind", "name", "plugin", "description")]
-    for plural in kinds:
-        rows += [(e.kind, e.name, e.plugin, e.summary) for e in REGISTRIES[plural].entries()]
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
-    for row in rows:
-        print("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[3]]))
+PROG = "sr-toolkit"
 
 
-def shown_default(param: Parameter) -> str:
-    """An argument's default as a recipe writes it (JSON, which YAML reads: ``true``, ``null``,
-    ``"direct"``, ``[0.5, 1.0]``), its repr when JSON cannot say it, or ``required``."""
-    if param.required:
-        return "required"
+def top_parser() -> argparse.ArgumentParser:
+    """The parser of what comes before a command: ``--help``, ``--version``."""
+    summaries = "\n".join(f"  {name:<9}{summary}" for name, (_, summary) in COMMANDS.items())
+    parser = argparse.ArgumentParser(prog=PROG, usage=f"{PROG} [--version] COMMAND [ARGS...]",
+                                     description=f"commands:\n{summaries}",
+                                     epilog=f"{PROG} COMMAND --help: that command's arguments",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("command", nargs="?", help=argparse.SUPPRESS)
+    return parser
+
+
+def run_command(name: str, argv: Sequence[str]) -> int:
+    """Import command ``name``'s module and run its ``main``; its usage lines read ``sr-toolkit NAME``."""
+    module = importlib.import_module(COMMANDS[name][0])
+    saved = sys.argv
+    sys.argv = [f"{PROG} {name}", *argv]  # argparse names the program after argv[0]
     try:
-        return json.dumps(param.default)
-    except (TypeError, ValueError):
-        return repr(param.default)
+        return int(module.main(list(argv)))
+    finally:
+        sys.argv = saved
 
 
-def argument_table(accepted: dict[str, Parameter]) -> Table:
-    """One row per argument: name, type hint (as recipe errors describe it), default."""
-    table = Table("argument", "type", "default")
-    for param in accepted.values():
-        table.add_row(*(Text(cell) for cell in (param.name, describe(param.hint), shown_default(param))))
-    return table
-
-
-def show_component(plural: str, name: str, console: Console) -> None:
-    """Print one component's first docstring line, then its arguments as a table.
-
-    An unknown name raises :class:`~sr_toolkit.core.errors.RegistryError` naming close matches.
-    """
-    entry = REGISTRIES[plural].get(name)
-    console.print(Text(f"{entry.kind} '{entry.name}' ({entry.plugin}): {entry.summary}"))
-    accepted = parameters(entry.factory)
-    console.print(argument_table(accepted) if accepted is not None else "takes any keyword arguments")
-
-
-def run(args: argparse.Namespace) -> None:
-    """Carry out the parsed command line (a name comes only after a kind)."""
-    if args.name is None:
-        list_components([args.kind] if args.kind else list(REGISTRIES))
-    else:
-        show_component(args.kind, args.name, Console())
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sr_toolkit", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    listing = commands.add_parser("list", help="list registered components, or one's arguments")
-    listing.add_argument("kind", nargs="?", choices=list(REGISTRIES), help="one kind (default: all)")
-    listing.add_argument("name", nargs="?", help="one component: its arguments, types and defaults")
-    args = parser.parse_args(argv)
-    try:
-        run(args)
-    except SrToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command that ``argv`` (default: the command line) names with the arguments after it."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in COMMANDS:
+        return run_command(argv[0], argv[1:])
+    parser = top_parser()
+    word = parser.parse_args(argv[:1]).command  # --help and --version exit here
+    if word is None:
+        parser.error(f"a command is needed: {', '.join(COMMANDS)}")
+    close = difflib.get_close_matches(word, COMMANDS, n=1)
+    parser.error(f"unknown command '{word}'" + (f" (did you mean {close[0]}?)" if close else "")
+                 + f"; commands: {', '.join(COMMANDS)}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from sr_toolkit.core.errors import SrToolkitError
+from sr_toolkit.commands.exit_codes import OK, exit_status
 from sr_toolkit.evaluation.evaluate import IDENTITY, INTERPOLATIONS, METRIC_NAMES, Evaluation, Settings
 from sr_toolkit.evaluation.report import ReportWriter, results_table
 
@@ -59,29 +59,26 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
+@exit_status
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
-    try:
-        evaluation = Evaluation(settings_from(args))
-        writer = ReportWriter(args.out, images=not args.no_images)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task("evaluating", total=len(evaluation.pairs))
-            for sample in evaluation.samples():
-                writer.add(sample)
-                progress.update(task, advance=1, description=sample.name)
-        results = evaluation.results
-        paths = writer.finish(results)
-    except SrToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    evaluation = Evaluation(settings_from(args))
+    writer = ReportWriter(args.out, images=not args.no_images)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("evaluating", total=len(evaluation.pairs))
+        for sample in evaluation.samples():
+            writer.add(sample)
+            progress.update(task, advance=1, description=sample.name)
+    results = evaluation.results
+    paths = writer.finish(results)
     console.print(results_table(results))
     for note in results.notes:
         console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"wrote {paths['results.json']}, {paths['results.csv']} and {paths['report.html']}",
                   markup=False, highlight=False, soft_wrap=True)
-    return 0
+    return OK
 
 
 if __name__ == "__main__":

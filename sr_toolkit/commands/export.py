@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from sr_toolkit.commands.exit_codes import FAILED, OK, CommandFailed, exit_status
 from sr_toolkit.core.atomic import atomic_path
 from sr_toolkit.core.checkpoint import METADATA_KEY
 from sr_toolkit.core.errors import SrToolkitError
@@ -95,46 +96,39 @@ def onnx_difference(model: torch.nn.Module, path: Path, inputs: torch.Tensor) ->
     return float((torch.from_numpy(got) - expected).abs().max())
 
 
+@exit_status
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if tuple(int(part) for part in torch.__version__.split(".")[:2]) < (2, 6):
-        print(f"error: ONNX export needs torch 2.6 or newer, this is {torch.__version__}", file=sys.stderr)
-        return 2
+        raise SrToolkitError(f"ONNX export needs torch 2.6 or newer, this is {torch.__version__}")
     try:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError as exc:
-        print(f"error: ONNX export needs onnx and onnxscript ({exc}); pip install 'sr-toolkit[onnx]'",
-              file=sys.stderr)
-        return 2
-    try:
-        model = load_model(args.model)
-    except SrToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise SrToolkitError(f"ONNX export needs onnx and onnxscript ({exc}); pip install 'sr-toolkit[onnx]'") \
+            from exc
+    model = load_model(args.model)
     name = f"model '{model.sr_info['model']['type']}' of {args.model}"
     try:
         export_onnx(model, args.onnx, args.opset)
     except Exception as exc:  # noqa: BLE001 - whatever the exporter raises becomes one line
-        print(f"error: cannot export {name} to ONNX: {failure_reason(exc)}", file=sys.stderr)
-        return 2
+        raise SrToolkitError(f"cannot export {name} to ONNX: {failure_reason(exc)}") from exc
     print(f"wrote {args.onnx}: input 'image' (N, 3, H, W), output 'output' (N, 3, "
           f"{model.sr_info['scale']}H, {model.sr_info['scale']}W)")
     if args.no_check:
-        return 0
+        return OK
     inputs = example_input(model, 1, 3, 2)  # another size than the export's example
     try:
         difference = onnx_difference(model, args.onnx, inputs)
     except ImportError:
         print("not checked: onnxruntime is not installed")
-        return 0
+        return OK
     except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types
-        print(f"error: onnxruntime cannot run the export of {name}: {failure_reason(exc)}", file=sys.stderr)
-        return 1
+        raise CommandFailed(f"onnxruntime cannot run the export of {name}: {failure_reason(exc)}") from exc
     verdict = "matches" if difference <= TOLERANCE else "DOES NOT match"
     print(f"onnxruntime {verdict} PyTorch on a {'x'.join(map(str, inputs.shape))} input: "
           f"largest difference {difference:.2e} (tolerance {TOLERANCE:.0e})")
-    return 0 if difference <= TOLERANCE else 1
+    return OK if difference <= TOLERANCE else FAILED
 
 
 if __name__ == "__main__":

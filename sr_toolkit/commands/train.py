@@ -1,6 +1,8 @@
 """Train a model from a recipe: ``accelerate launch tools/train.py RECIPE [key.path=value ...]``.
 
-Also runs as plain ``python tools/train.py ...``. See the README for the recipe keys.
+Also runs as plain ``python tools/train.py ...``, as ``sr-toolkit train ...`` and as
+``accelerate launch -m sr_toolkit train ...``. RECIPE is a file or the name of a shipped recipe
+(``resnet_x4``, ``report/resnet_x4``). See the README for the recipe keys.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import sys
 
 from rich.logging import RichHandler
 
-from sr_toolkit.core.errors import SrToolkitError, TrainingDiverged
+from sr_toolkit.commands.exit_codes import OK, exit_status, stopped_by_signal
 from sr_toolkit.config.recipe import dump_recipe, load_recipe
+from sr_toolkit.config.shipped import find_recipe
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("recipe", help="YAML recipe, e.g. recipes/resnet_x4.yaml")
+    parser.add_argument("recipe", help="YAML recipe file, e.g. recipes/resnet_x4.yaml, or a shipped recipe's name: "
+                        "resnet_x4, report/resnet_x4")
     parser.add_argument("overrides", nargs="*", help="key.path=value overrides, e.g. train.max_steps=20")
     parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                         help="continue from the latest checkpoint of the run folder, or from CHECKPOINT")
@@ -63,6 +67,7 @@ def accelerate_defaults_note() -> str | None:
             "(`accelerate config default` saves the defaults and silences the note)")
 
 
+@exit_status
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
@@ -70,24 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     note = accelerate_defaults_note()
     if note and rank == 0:
         logging.getLogger("sr_toolkit").info("%s", note)
-    try:
-        recipe = load_recipe(args.recipe, args.overrides)
-        if args.print_recipe:
-            print(dump_recipe(recipe), end="")
-            return 0
-        from sr_toolkit.training.engine import Trainer  # heavy imports only when training
+    recipe = load_recipe(find_recipe(args.recipe), args.overrides)
+    if args.print_recipe:
+        print(dump_recipe(recipe), end="")
+        return OK
+    from sr_toolkit.training.engine import Trainer  # heavy imports only when training
 
-        trainer = Trainer(recipe, resume=args.resume)
-        trainer.fit()
-        if trainer.stopped_by is not None:  # saved and resumable, but not finished: as a killed process says
-            return 128 + trainer.stopped_by
-    except SrToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, TrainingDiverged) else 2
-    except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
-        print("interrupted: stopped at once; checkpoints already written are intact", file=sys.stderr)
-        return 130
-    return 0
+    trainer = Trainer(recipe, resume=args.resume)
+    trainer.fit()
+    if trainer.stopped_by is not None:  # saved and resumable, but not finished: as a killed process says
+        return stopped_by_signal(trainer.stopped_by)
+    return OK
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from sr_toolkit.commands.exit_codes import FAILED, OK, exit_status
 from sr_toolkit.core.errors import DataError, SrToolkitError, first_line
 from sr_toolkit.core.imageio import IMAGE_EXTENSIONS, Decoded, composite, decode_image, list_images, split_alpha
 from sr_toolkit.inference.upscaling import (
@@ -177,6 +178,7 @@ def process(model: torch.nn.Module, source: Path, target: Path, args: argparse.N
     save_pixels(pixels[0].numpy(), target)
 
 
+@exit_status
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console(stderr=True)
@@ -199,9 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SrToolkitError(f"--device {args.device}: CUDA is not available on this machine")
         model = prepare(load_model(args.model), device, args.half)
         bytes_per_pixel = None if args.tile is not None else bytes_per_output_pixel(model)
-    except (SrToolkitError, RuntimeError, ValueError) as exc:
-        say(f"error: {exc}")
-        return 2
+    except (RuntimeError, ValueError) as exc:  # torch's own: a device it cannot parse or use, a model failing on it
+        raise SrToolkitError(str(exc)) from exc
     info = model.sr_info
     task = f"upscale x{info['scale']}" if info["task"] == "upscale" else info["task"]
     precision = " in half precision" if args.half else ""
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 failed += 1
                 say(f"error: {describe_failure(source, exc)}")
     say(f"{len(work) - failed} written to {args.out}" + (f", {failed} failed" if failed else ""))
-    return 1 if failed else 0
+    return FAILED if failed else OK
 
 
 def describe_failure(source: Path, exc: Exception) -> str:
