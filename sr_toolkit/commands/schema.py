@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from sr_toolkit.commands.exit_codes import OK, exit_status
 from sr_toolkit.config.json_schema import recipe_json_schema
 from sr_toolkit.core.atomic import atomic_path
 from sr_toolkit.core.discovery import import_plugins
@@ -34,23 +35,19 @@ def schema_text(plugins: list[str]) -> str:
     return json.dumps(recipe_json_schema(), indent=2) + "\n"
 
 
+@exit_status
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    text = schema_text(args.plugin)
+    if args.out is None:
+        sys.stdout.write(text)
+        return OK
     try:
-        text = schema_text(args.plugin)
-        if args.out is None:
-            sys.stdout.write(text)
-            return 0
         with atomic_path(args.out) as temporary:
             temporary.write_text(text, encoding="utf-8")
-    except SrToolkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except OSError as exc:
-        print(f"error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
-        return 2
-    return 0
-
+        raise SrToolkitError(f"cannot write {args.out}: {exc.strerror}") from exc
+    return OK
 
 if __name__ == "__main__":
     sys.exit(main())
