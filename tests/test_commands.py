@@ -34,7 +34,7 @@ CLONE_RECIPES = sorted(path.relative_to(ROOT / "recipes").with_suffix("").as_pos
 
 # --- the dispatcher ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", [name for name in COMMANDS if name != "schema"])  # schema: its own tests
+@pytest.mark.parametrize("name", list(COMMANDS))
 def test_every_command_is_reached_with_its_own_usage(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main([name, "--help"])
