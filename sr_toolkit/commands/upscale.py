@@ -27,9 +27,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sr_toolkit.core.errors import DataError, SrToolkitError, first_line
+from sr_toolkit.core.image_writer import ALPHA_FORMATS, save_pixels
 from sr_toolkit.core.imageio import IMAGE_EXTENSIONS, Decoded, composite, decode_image, list_images, split_alpha
 from sr_toolkit.inference.upscaling import (
-    ALPHA_FORMATS,
     MEMORY_SHARE,
     bytes_per_output_pixel,
     is_out_of_memory,
@@ -37,7 +37,6 @@ from sr_toolkit.inference.upscaling import (
     model_scale,
     plan_memory,
     prepare,
-    save_pixels,
     upscale_batch,
 )
 from sr_toolkit.inference.tiling import tile_count, tiles_exactly
