@@ -13,6 +13,7 @@ import torch
 
 from sr_toolkit.core import checkpoint
 from sr_toolkit.core.discovery import import_plugins
+from sr_toolkit.core.model_contract import attach, derive_contract
 from sr_toolkit.core.registry import MODELS
 
 FORMAT_VERSION = 1
@@ -44,16 +45,22 @@ def check_format(path: Path, info: dict[str, Any]) -> None:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Rebuild a model from a ``model.safetensors`` file, in eval mode, with ``.sr_info`` set to
-    its metadata (``model``, ``scale``, ``task``, ``recipe``). Raises CheckpointError for a file of a
-    newer format (:func:`check_format`)."""
+    """Rebuild a model from a ``model.safetensors`` file, in eval mode on ``device``, carrying its
+    :class:`~sr_toolkit.core.model_contract.ModelContract` (read it with ``contract_of``) with the file's
+    spec, task and recipe, and its scale where the model declares none.
+
+    Raises :class:`~sr_toolkit.core.checkpoint.CheckpointError` for an unreadable file, one of a newer
+    format, one without a model spec or whose weights do not fit, and an SrToolkitError naming the file
+    when its spec names an unknown model or a discriminator."""
     path = Path(path)
     tensors, info = checkpoint.read(path)
     check_format(path, info)
     if "model" not in info:
         raise checkpoint.CheckpointError(f"{path}: no model spec in its sr_toolkit metadata")
     import_plugins(info.get("recipe", {}).get("plugins", []))
-    model = MODELS.build(info["model"], where=f"{path.name}: model")
+    where = f"{path.name}: model"
+    model = MODELS.build_image_model(info["model"], where=where)
     checkpoint.load_weights(model, tensors, str(path))
-    model.sr_info = info
-    return model.to(device).eval()
+    contract = derive_contract(model, architecture=info["model"]["type"], spec=info["model"], scale=info.get("scale"),
+                               task=info.get("task"), recipe=info.get("recipe"))
+    return attach(model, contract).to(device).eval()

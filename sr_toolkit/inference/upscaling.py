@@ -25,6 +25,7 @@ input (:func:`bytes_per_output_pixel`); ``tools/upscale.py`` uses it when no ``-
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
@@ -37,12 +38,13 @@ from torch.overrides import TorchFunctionMode
 
 from sr_toolkit.core.image_writer import pil_image
 from sr_toolkit.core.imageio import from_pil, match_channels, split_alpha
+from sr_toolkit.core.model_contract import ModelContract, attach, contract_of
 from sr_toolkit.core.model_file import load_model
 from sr_toolkit.core.resize import imresize
-from sr_toolkit.inference.tiling import auto_tile, cast_pixels, forward_tiled, round_up, size_multiple
+from sr_toolkit.inference.tiling import auto_tile, cast_pixels, forward_tiled, padded_size
 
 __all__ = ["MEMORY_SHARE", "GrayNetwork", "MemoryPlan", "available_memory", "bytes_per_output_pixel", "fill_hidden",
-           "is_out_of_memory", "load_model", "model_scale", "plan_memory", "prepare", "upscale", "upscale_batch"]
+           "half_dtype", "is_out_of_memory", "load_model", "plan_memory", "prepare", "upscale", "upscale_batch"]
 
 ImageLike = TypeVar("ImageLike", Tensor, Image.Image)
 
@@ -60,34 +62,36 @@ OUT_OF_MEMORY_MESSAGES = ("out of memory", "can't allocate memory")
 ``DefaultCPUAllocator: can't allocate memory``."""
 
 
-def model_scale(model: nn.Module) -> int:
-    """The factor the model enlarges by: its file's ``scale`` metadata, else its ``scale``, else 1."""
-    info = getattr(model, "sr_info", None) or {}
-    return int(info.get("scale") or getattr(model, "scale", 1))
+def half_dtype(contract: ModelContract, device: torch.device) -> torch.dtype:
+    """The half-precision dtype to run a model in on ``device``: float16 on GPUs and bfloat16 on CPUs (CPUs
+    compute float16 slowly), or the other one where the model's contract supports only that. Raises
+    ValueError for a model that supports neither."""
+    preferred = [torch.bfloat16, torch.float16] if device.type == "cpu" else [torch.float16, torch.bfloat16]
+    supported = {torch.float16: contract.supports_half, torch.bfloat16: contract.supports_bfloat16}
+    for dtype in preferred:
+        if supported[dtype]:
+            return dtype
+    raise ValueError(f"model '{contract.architecture}' runs in neither float16 nor bfloat16: "
+                     "leave out half precision")
 
 
 def prepare(model: nn.Module, device: str | torch.device = "cpu", half: bool = False) -> nn.Module:
-    """Put ``model`` in eval mode on ``device``, channels-last, in half precision when asked.
-
-    Half precision is float16 on GPUs and bfloat16 on CPUs (CPUs compute float16 slowly; bfloat16 is
-    fast only on CPUs with AMX or AVX-512 BF16).
-    """
+    """Put ``model`` in eval mode on ``device``, channels-last, in half precision when asked
+    (:func:`half_dtype`; bfloat16 is fast only on CPUs with AMX or AVX-512 BF16)."""
     device = torch.device(device)
-    dtype = (torch.bfloat16 if device.type == "cpu" else torch.float16) if half else torch.float32
+    dtype = half_dtype(contract_of(model), device) if half else torch.float32
     return model.eval().to(device=device, dtype=dtype, memory_format=torch.channels_last)
 
 
 class GrayNetwork(nn.Module):
     """``network`` on gray images: (N, 1, H, W) in, fed to it as three equal channels, and the mean of
     its three output channels, each clamped to [0, 1] as a saved image's, out (as evaluation scores gray).
-    Keeps the network's ``halo`` and ``size_multiple`` for tiling."""
+    Its contract is the network's, with one channel in and out."""
 
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
         self.network = network
-        self.size_multiple = size_multiple(network)
-        if hasattr(network, "halo"):
-            self.halo = network.halo
+        attach(self, dataclasses.replace(contract_of(network), input_channels=1, output_channels=1))
 
     def forward(self, x: Tensor) -> Tensor:
         return match_channels(self.network(match_channels(x, 3)).clamp(0, 1), 1)
@@ -188,8 +192,9 @@ def bytes_per_output_pixel(model: nn.Module) -> float:
     ``edsr`` 545 against 526, ``srresnet`` 545 against 537, ``deconv`` 161 against 155,
     ``conv_autoencoder`` (x1) 76 against 96. Raises what the model raises on the probe.
     """
-    side = round_up(PROBE_SIDE, size_multiple(model))
-    scale = model_scale(model)
+    contract = contract_of(model)
+    side = padded_size(PROBE_SIDE, contract)
+    scale = contract.scale
     with LiveBytes() as usage:
         probe = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0))
         forward_tiled(model, probe, scale=scale, tile=None)
@@ -212,7 +217,7 @@ def plan_memory(model: nn.Module, height: int, width: int, *, device: str | torc
     of :func:`available_memory` on ``device``, at ``bytes_per_pixel`` (:func:`bytes_per_output_pixel`);
     None (one pass) when the whole image fits, or when tiling could change the result (see
     :func:`sr_toolkit.inference.tiling.auto_tile`). ``overlap``: the tiles' overlap, default the model's halo."""
-    scale = model_scale(model)
+    scale = contract_of(model).scale
     available = available_memory(device)
     max_pixels = int(MEMORY_SHARE * available / bytes_per_pixel)
     tile = auto_tile(model, height, width, scale=scale, max_pixels=max_pixels, overlap=overlap)
@@ -242,11 +247,15 @@ def upscale_batch(
     Gray goes through :class:`GrayNetwork`; alpha is resized apart, after :func:`fill_hidden` (see the
     module's notes). Writes into ``out`` when given (e.g. uint8: values rounded as a saved image's, see
     :func:`sr_toolkit.inference.tiling.forward_tiled`), else returns a new tensor like ``images``, clamped to [0, 1].
-    Raises ValueError for another shape.
+    Raises ValueError for another shape, and for a model whose contract is not RGB in and out.
     """
     if images.dim() != 4 or not 1 <= images.shape[1] <= 4:
         raise ValueError("expected (N, C, H, W) images with 1 to 4 channels (gray, gray + alpha, RGB, RGBA), "
                          f"got shape {tuple(images.shape)}")
+    contract = contract_of(model)
+    if (contract.input_channels, contract.output_channels) != (3, 3):
+        raise ValueError(f"model '{contract.architecture}' maps {contract.input_channels} channels to "
+                         f"{contract.output_channels}; images are upscaled by RGB models (3 to 3)")
     batch, channels, height, width = images.shape
     if out is None:
         out = torch.empty((batch, channels, height * scale, width * scale), dtype=images.dtype,
@@ -289,7 +298,7 @@ def upscale(
     model.eval()
     try:
         batch = image if image.dim() == 4 else image[None]
-        result = upscale_batch(model, batch, scale=model_scale(model), tile=tile, overlap=overlap)
+        result = upscale_batch(model, batch, scale=contract_of(model).scale, tile=tile, overlap=overlap)
     finally:
         model.train(was_training)
     return result if image.dim() == 4 else result[0]
@@ -299,3 +308,5 @@ def _to_pil(pixels: Tensor, bits: int) -> Image.Image:
     """(C, H, W) values in [0, 1] as a PIL image: 16-bit (I;16) when ``bits`` is 16 and C is 1, else 8-bit."""
     dtype = torch.uint16 if bits == 16 and pixels.shape[0] == 1 else torch.uint8
     return pil_image(cast_pixels(pixels, dtype).permute(1, 2, 0).cpu().numpy())
+
+
