@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from sr_toolkit.core.checkpoint import METADATA_KEY
+from sr_toolkit.core.model_contract import contract_of
 from sr_toolkit.core.model_file import load_model, save_model
 from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core.registry import MODELS
@@ -57,7 +58,8 @@ def test_onnx_matches_pytorch_at_any_size(name: str, tmp_path: Path, capsys: pyt
     model = load_model(path)
     graph = onnx.load(str(tmp_path / "out" / "model.onnx"))
     info = json.loads({prop.key: prop.value for prop in graph.metadata_props}[METADATA_KEY])
-    assert info == {key: model.sr_info[key] for key in ("model", "scale", "task")}
+    contract = contract_of(model)
+    assert info == {"model": contract.spec, "scale": contract.scale, "task": contract.task}
     session = onnxruntime.InferenceSession(str(tmp_path / "out" / "model.onnx"),
                                            providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(1)

@@ -26,9 +26,9 @@ from sr_toolkit.inference.upscaling import (
     is_out_of_memory,
     plan_memory,
     prepare,
-    save_pixels,
     upscale_batch,
 )
+from sr_toolkit.core.image_writer import save_pixels
 from sr_toolkit.core.model_file import save_model
 from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core.registry import MODELS

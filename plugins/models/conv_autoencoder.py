@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sr_toolkit.core.receptive_field import halo
 from sr_toolkit.core.registry import MODELS
 
 from .checks import require_positive
-from .receptive_field import halo
 
 
 @MODELS.register("conv_autoencoder")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sr_toolkit.core.receptive_field import halo
 from sr_toolkit.core.registry import MODELS
 
 from .checks import require_choice
-from .receptive_field import halo
 
 # (in, out, kernel, stride, padding) per transposed conv. x2: H -> H -> 2H-1 -> 2H; x4: H -> 2H -> 4H -> 4H.
 LAYERS = {

@@ -7,11 +7,11 @@ from typing import Literal
 import torch
 from torch import nn
 
+from sr_toolkit.core.receptive_field import halo
 from sr_toolkit.core.registry import MODELS
 
 from .checks import require_at_least, require_choice, require_positive
 from .pixel_shuffle import pixel_shuffle_upsampler
-from .receptive_field import halo
 
 
 class ResidualBlock(nn.Module):

@@ -7,10 +7,10 @@ from typing import Literal
 import torch
 from torch import nn
 
+from sr_toolkit.core.receptive_field import halo
 from sr_toolkit.core.registry import MODELS
 
 from .checks import require_at_least, require_choice, require_positive
-from .receptive_field import halo
 
 # upsample switch -> (interpolation mode, align_corners)
 INTERPOLATIONS = {"bilinear_ac": ("bilinear", True), "bicubic": ("bicubic", False)}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sr_toolkit.core.receptive_field import halo
 from sr_toolkit.core.registry import MODELS
 
 from .checks import require_at_least, require_positive
 from .pixel_shuffle import pixel_shuffle_upsampler
-from .receptive_field import halo
 
 
 def _norm(channels: int, batch_norm: bool) -> list[nn.Module]:

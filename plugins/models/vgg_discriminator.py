@@ -20,9 +20,7 @@ class VggDiscriminator(nn.Module):
     Returns one logit per image, shape (N, 1).
     """
 
-    is_discriminator = True
-    scale = 1
-    halo = 0  # not an image-to-image model: never tiled
+    is_discriminator = True  # not an image-to-image model: it has no model contract and is never tiled
 
     def __init__(self, channels: int = 64, hidden: int = 1024, pool: int = 4, batch_norm: bool = True) -> None:
         super().__init__()

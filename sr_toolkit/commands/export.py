@@ -29,8 +29,9 @@ from sr_toolkit.commands.exit_codes import FAILED, OK, CommandFailed, exit_statu
 from sr_toolkit.core.atomic import atomic_path
 from sr_toolkit.core.checkpoint import METADATA_KEY
 from sr_toolkit.core.errors import SrToolkitError
+from sr_toolkit.core.model_contract import contract_of
 from sr_toolkit.core.model_file import load_model
-from sr_toolkit.inference.tiling import round_up, size_multiple
+from sr_toolkit.inference.tiling import round_up
 
 TOLERANCE = 1e-4
 """Largest difference between onnxruntime's and PyTorch's outputs that the check accepts."""
@@ -50,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def example_input(model: torch.nn.Module, batch: int, rows: int, cols: int) -> torch.Tensor:
     """A random (batch, 3, H, W) input of ``rows`` x ``cols`` units of 16 pixels (rounded up to a
     multiple of the model's size_multiple)."""
-    unit = round_up(16, size_multiple(model))
+    unit = round_up(16, contract_of(model).size_multiple)
     return torch.rand(batch, 3, rows * unit, cols * unit, generator=torch.Generator().manual_seed(0))
 
 
@@ -71,7 +72,8 @@ def export_onnx(model: torch.nn.Module, path: Path, opset: int | None = None) ->
                               output_names=["output"], dynamic_shapes=(dims,), opset_version=opset,
                               dynamo=True, external_data=False)
         graph = onnx.load(str(temporary))
-        info = {key: value for key, value in model.sr_info.items() if key in ("model", "scale", "task")}
+        contract = contract_of(model)
+        info = {"model": contract.spec, "scale": contract.scale, "task": contract.task}
         onnx.helper.set_model_props(graph, {METADATA_KEY: json.dumps(info)})
         onnx.save(graph, str(temporary))
 
@@ -108,13 +110,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SrToolkitError(f"ONNX export needs onnx and onnxscript ({exc}); pip install 'sr-toolkit[onnx]'") \
             from exc
     model = load_model(args.model)
-    name = f"model '{model.sr_info['model']['type']}' of {args.model}"
+    contract = contract_of(model)
+    name = f"model '{contract.architecture}' of {args.model}"
     try:
         export_onnx(model, args.onnx, args.opset)
     except Exception as exc:  # noqa: BLE001 - whatever the exporter raises becomes one line
         raise SrToolkitError(f"cannot export {name} to ONNX: {failure_reason(exc)}") from exc
     print(f"wrote {args.onnx}: input 'image' (N, 3, H, W), output 'output' (N, 3, "
-          f"{model.sr_info['scale']}H, {model.sr_info['scale']}W)")
+          f"{contract.scale}H, {contract.scale}W)")
     if args.no_check:
         return OK
     inputs = example_input(model, 1, 3, 2)  # another size than the export's example

@@ -28,20 +28,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sr_toolkit.commands.exit_codes import FAILED, OK, exit_status
 from sr_toolkit.core.errors import DataError, SrToolkitError, first_line
+from sr_toolkit.core.image_writer import ALPHA_FORMATS, save_pixels
 from sr_toolkit.core.imageio import IMAGE_EXTENSIONS, Decoded, composite, decode_image, list_images, split_alpha
+from sr_toolkit.core.model_contract import contract_of
+from sr_toolkit.inference.tiling import tile_count
 from sr_toolkit.inference.upscaling import (
-    ALPHA_FORMATS,
     MEMORY_SHARE,
     bytes_per_output_pixel,
     is_out_of_memory,
     load_model,
-    model_scale,
     plan_memory,
     prepare,
-    save_pixels,
     upscale_batch,
 )
-from sr_toolkit.inference.tiling import tile_count, tiles_exactly
 
 
 class OutOfMemory(SrToolkitError):
@@ -156,7 +155,7 @@ def process(model: torch.nn.Module, source: Path, target: Path, args: argparse.N
     :func:`choose_tile` says; raises on failure (:class:`OutOfMemory` when the network runs out)."""
     image, dtype = fit_format(decode_image(source, max_pixels=args.max_pixels), args.ext, args.sixteen_bit,
                               warn)
-    scale = model_scale(model)
+    scale = contract_of(model).scale
     channels, height, width = image.shape
     tile = choose_tile(model, source, height, width, args, bytes_per_pixel, say)
     # (H, W, C) integer pixels, written through a (C, H, W) view: the file is encoded from it as it is
@@ -203,14 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         bytes_per_pixel = None if args.tile is not None else bytes_per_output_pixel(model)
     except (RuntimeError, ValueError) as exc:  # torch's own: a device it cannot parse or use, a model failing on it
         raise SrToolkitError(str(exc)) from exc
-    info = model.sr_info
-    task = f"upscale x{info['scale']}" if info["task"] == "upscale" else info["task"]
+    contract = contract_of(model)
+    task = f"upscale x{contract.scale}" if contract.task == "upscale" else contract.task
     precision = " in half precision" if args.half else ""
-    say(f"{args.model}: {info['model']['type']}, {task}, on {device}{precision}")
-    if args.tile is not None and not tiles_exactly(model):
-        say("warning: this model upsamples with align_corners=True, whose sampling grid depends on the "
-            "input size: tiles will not match the whole-image result (visible seams); leave out --tile "
-            "to avoid them")
+    say(f"{args.model}: {contract.architecture}, {task}, on {device}{precision}")
+    if args.tile is not None and contract.halo is not None and not contract.exact_tiling:
+        say(f"warning: this model {contract.tiling_caveat}: tiles will not match the whole-image result "
+            "(visible seams); leave out --tile to avoid them")
     work = list(jobs(args.inputs, args.out, args.ext))
     failed = 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -1,4 +1,8 @@
-"""Self-describing model files: ``model.safetensors`` with the spec that rebuilds the network."""
+"""Self-describing model files: ``model.safetensors`` with the spec that rebuilds the network.
+
+The metadata (key ``sr_toolkit``) is JSON: ``format_version``, ``model`` (the spec), ``scale``, ``task`` and
+``recipe`` (the resolved training recipe). A file without ``format_version`` is format 1, the first one.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,17 @@ import torch
 
 from sr_toolkit.core import checkpoint
 from sr_toolkit.core.discovery import import_plugins
+from sr_toolkit.core.model_contract import attach, derive_contract
 from sr_toolkit.core.registry import MODELS
+
+FORMAT_VERSION = 1
+"""The model-file format this code writes, and the newest it reads."""
 
 
 def save_model(path: Path, model: torch.nn.Module, recipe: dict[str, Any]) -> None:
-    """Write deployable weights with metadata: model spec, scale, task and the resolved recipe."""
+    """Write deployable weights with metadata: format version, model spec, scale, task and the resolved recipe."""
     info = {
+        "format_version": FORMAT_VERSION,
         "model": recipe["model"],
         "scale": recipe["scale"],
         "task": recipe["task"],
@@ -23,15 +32,35 @@ def save_model(path: Path, model: torch.nn.Module, recipe: dict[str, Any]) -> No
     checkpoint.atomic_save(model.state_dict(), path, info)
 
 
+def check_format(path: Path, info: dict[str, Any]) -> None:
+    """Raise :class:`~sr_toolkit.core.checkpoint.CheckpointError` for a file of a format this code cannot
+    read: a ``format_version`` newer than :data:`FORMAT_VERSION`, or not a positive integer."""
+    found = info.get("format_version", 1)
+    if not isinstance(found, int) or isinstance(found, bool) or found < 1:
+        raise checkpoint.CheckpointError(f"{path}: format_version: expected a positive integer, got {found!r}")
+    if found > FORMAT_VERSION:
+        raise checkpoint.CheckpointError(
+            f"{path}: model file format {found} is newer than this sr-toolkit reads (format {FORMAT_VERSION}); "
+            "upgrade sr-toolkit to load it")
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Rebuild a model from a ``model.safetensors`` file, in eval mode, with ``.sr_info`` set to
-    its metadata (``model``, ``scale``, ``task``, ``recipe``)."""
+    """Rebuild a model from a ``model.safetensors`` file, in eval mode on ``device``, carrying its
+    :class:`~sr_toolkit.core.model_contract.ModelContract` (read it with ``contract_of``) with the file's
+    spec, task and recipe, and its scale where the model declares none.
+
+    Raises :class:`~sr_toolkit.core.checkpoint.CheckpointError` for an unreadable file, one of a newer
+    format, one without a model spec or whose weights do not fit, and an SrToolkitError naming the file
+    when its spec names an unknown model or a discriminator."""
     path = Path(path)
     tensors, info = checkpoint.read(path)
+    check_format(path, info)
     if "model" not in info:
         raise checkpoint.CheckpointError(f"{path}: no model spec in its sr_toolkit metadata")
     import_plugins(info.get("recipe", {}).get("plugins", []))
-    model = MODELS.build(info["model"], where=f"{path.name}: model")
+    where = f"{path.name}: model"
+    model = MODELS.build_image_model(info["model"], where=where)
     checkpoint.load_weights(model, tensors, str(path))
-    model.sr_info = info
-    return model.to(device).eval()
+    contract = derive_contract(model, architecture=info["model"]["type"], spec=info["model"], scale=info.get("scale"),
+                               task=info.get("task"), recipe=info.get("recipe"))
+    return attach(model, contract).to(device).eval()

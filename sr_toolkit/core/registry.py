@@ -192,7 +192,39 @@ class Registry:
             raise error(f"{where or self.kind}: {self.kind} '{entry.name}': {exc}") from exc
 
 
-MODELS = Registry("model", "models")
+class ModelRegistry(Registry):
+    """The models' registry: each image model it builds carries its contract
+    (:mod:`sr_toolkit.core.model_contract`); a discriminator (``is_discriminator = True``) carries none."""
+
+    def build(self, spec: Mapping[str, Any], where: str | None = None, **extra: Any) -> Any:
+        """Build the model a mapping names and attach its contract (with the mapping as its ``spec``)."""
+        from sr_toolkit.core import model_contract  # imports torch: only when a model is built
+
+        model = super().build(spec, where, **extra)
+        if model_contract.is_discriminator(model):
+            return model
+        full = {**spec, **extra}
+        accepted = parameters(self.get(full["type"]).factory) or {}
+        default = accepted["scale"].default if "scale" in accepted and not accepted["scale"].required else None
+        try:
+            contract = model_contract.derive_contract(model, architecture=full["type"], spec=full,
+                                                      scale=full.get("scale", default))
+        except SrToolkitError as exc:
+            raise type(exc)(f"{where or self.kind}: {exc}") from exc
+        return model_contract.attach(model, contract)
+
+    def build_image_model(self, spec: Mapping[str, Any], where: str | None = None, **extra: Any) -> Any:
+        """:meth:`build` for a place that needs an image-to-image model: a discriminator is refused."""
+        from sr_toolkit.core import model_contract
+
+        entry = self.check({**spec, **extra}, where)
+        if model_contract.is_discriminator(entry.factory):
+            raise RegistryError(f"{where or self.kind}: model '{entry.name}' is a discriminator, not an "
+                                "image-to-image model; it belongs under gan.discriminator")
+        return self.build(spec, where, **extra)
+
+
+MODELS = ModelRegistry("model", "models")
 LOSSES = Registry("loss", "losses")
 DEGRADATIONS = Registry("degradation", "degradations")
 DATASETS = Registry("dataset", "datasets")

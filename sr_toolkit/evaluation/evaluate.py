@@ -34,6 +34,7 @@ from sr_toolkit.data.degrade import build_pipeline
 from sr_toolkit.core.errors import DataError, SrToolkitError, first_line
 from sr_toolkit.core.imageio import match_channels, read_image
 from sr_toolkit.inference.upscaling import is_out_of_memory
+from sr_toolkit.core.model_contract import contract_of
 from sr_toolkit.core.model_file import load_model
 from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core.resize import imresize_8bit, modcrop
@@ -316,8 +317,8 @@ class Evaluation:
         """--scale, else the models' own scale (restoration: 1), else the degradation recipe's."""
         scale = self.settings.scale
         for name, model in self.models.items():
-            task = model.sr_info.get("task", "upscale")
-            model_scale = 1 if task == "restore" else int(model.sr_info["scale"])
+            task = contract_of(model).task
+            model_scale = 1 if task == "restore" else contract_of(model).scale
             if scale is None:
                 scale = model_scale
             elif model_scale != scale:
@@ -345,8 +346,7 @@ class Evaluation:
             return self.recipe["degradation"]
         if self.settings.lr is not None or self.scale > 1:
             return None
-        own = {name: model.sr_info.get("recipe", {}).get("degradation")
-               for name, model in self.models.items()}
+        own = {name: (contract_of(model).recipe or {}).get("degradation") for name, model in self.models.items()}
         specs = [spec for spec in own.values() if spec]
         if not specs:
             raise EvaluationError(
@@ -398,7 +398,7 @@ class Evaluation:
             "higher_is_better": {metric.name: metric.higher_is_better for metric in self.metrics},
             "baselines": list(self.baselines),
             "models": {name: self._path(name) for name in self.models},
-            "model_specs": {name: model.sr_info.get("model") for name, model in self.models.items()},
+            "model_specs": {name: contract_of(model).spec for name, model in self.models.items()},
             "seed": settings.seed,
             "tile": settings.tile,
             "device": str(self.device),

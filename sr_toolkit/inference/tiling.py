@@ -2,20 +2,24 @@
 
 The input is cut into a grid of ``tile`` x ``tile`` cores; the model reads each core widened by
 ``overlap`` pixels on every side (less at the image border), and only the core's part of its output is
-kept. When the overlap covers the model's receptive field (its ``halo``, the default) every kept output
+kept. When the overlap covers the model's receptive field (the ``halo`` of its contract,
+:func:`sr_toolkit.core.model_contract.contract_of`, the default) every kept output
 pixel saw exactly what it would have seen in one pass over the whole image, so the tiled result equals
 the untiled one (to float rounding, about 1e-6) for any model that treats pixels the same everywhere.
 
 Two things break that equality: batch statistics (BatchNorm in training mode; run in eval mode, where
-BatchNorm is a fixed affine map) and sampling grids that depend on the input size (:func:`tiles_exactly`).
+BatchNorm is a fixed affine map) and sampling grids that depend on the input size (the contract's
+``exact_tiling`` is then False).
 ``resnet_x4`` with ``upsample: bilinear_ac`` (the report's model) is the shipped case: ``align_corners=True``
 places its interpolation samples by the size of what it is given, so a tile's samples drift by up to
 half an input pixel from the whole image's, which shows at sharp edges and tile borders (up to 100 of
 255 levels for the report's trained model). Its ``upsample: bicubic`` variant tiles exactly.
 
 Models with a ``size_multiple`` (the autoencoder needs multiples of 16) get tiles and overlaps rounded up
-to that multiple, and the crops at the bottom and right edges padded by repeating the edge pixels; the
-padded part of the output is dropped. The untiled pass (``tile=None``) is padded the same way.
+to that multiple, and the crops at the bottom and right edges padded by repeating the edge pixels (also up
+to the contract's ``minimum_size``); the padded part of the output is dropped. The untiled pass
+(``tile=None``) is padded the same way. A model that declares inexact tiling with a ``halo`` is tiled with
+that overlap all the same, when asked to.
 
 :func:`auto_tile` decides when to tile without being asked (``tools/upscale.py`` by the memory available,
 evaluation above 2048x2048 output pixels): only where the result does not change, that is for models
@@ -34,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sr_toolkit.core.model_contract import ModelContract, contract_of
+
 FALLBACK_OVERLAP = 32
 """Overlap for models that do not declare a ``halo`` (third-party plugins); a warning says it is a guess."""
 MIN_AUTO_TILE = 16
@@ -49,33 +55,31 @@ class Span(NamedTuple):
     read_stop: int
 
 
-def size_multiple(model: nn.Module) -> int:
-    """The multiple the model needs its input height and width to be (1 when it has no such need)."""
-    return int(getattr(model, "size_multiple", 1) or 1)
-
-
 def round_up(value: int, multiple: int) -> int:
     """``value`` rounded up to a multiple of ``multiple``."""
     return math.ceil(value / multiple) * multiple
 
 
 def default_overlap(model: nn.Module) -> int:
-    """The overlap that makes tiling exact: the model's ``halo`` rounded up to its size multiple."""
-    halo = getattr(model, "halo", None)
+    """The overlap tiles read by default: the contract's ``halo`` rounded up to the model's size multiple
+    (for a model that tiles exactly, the overlap that makes tiling exact)."""
+    contract = contract_of(model)
+    halo = contract.halo
     if halo is None:
         warnings.warn(
-            f"{type(model).__name__} declares no 'halo' (receptive-field radius); tiling with an overlap "
+            f"model '{contract.architecture}' declares no 'halo' (receptive-field radius); tiling with an overlap "
             f"of {FALLBACK_OVERLAP} pixels, which may leave seams: pass an overlap to be sure",
             stacklevel=3,
         )
         halo = FALLBACK_OVERLAP
-    return round_up(int(halo), size_multiple(model))
+    return round_up(halo, contract.size_multiple)
 
 
 def tiles_exactly(model: nn.Module) -> bool:
-    """False when the model upsamples with ``align_corners=True``, whose sampling grid depends on the
-    input size: its tiled output then differs slightly from its whole-image output."""
-    return not any(isinstance(module, nn.Upsample) and module.align_corners for module in model.modules())
+    """Whether tiles read with the default overlap give exactly the whole-image result (the contract's
+    ``exact_tiling``): False for a model without a ``halo``, and for one whose sampling grid depends on the
+    input size (``align_corners=True``) or that declares inexact tiling."""
+    return contract_of(model).exact_tiling
 
 
 def auto_tile(
@@ -92,12 +96,11 @@ def auto_tile(
     None: one pass over the whole input.
 
     None when one pass makes at most ``max_pixels`` output pixels (``height * width * scale**2``), and
-    when tiling could change the result: the model samples with ``align_corners`` (:func:`tiles_exactly`)
-    or declares no ``halo`` (its overlap would be a guess). Otherwise ``tile`` when given, else
-    :func:`fitting_tile`.
+    when tiling could change the result (:func:`tiles_exactly` is False: the model samples with
+    ``align_corners``, declares inexact tiling, or has no ``halo``, so its overlap would be a guess).
+    Otherwise ``tile`` when given, else :func:`fitting_tile`.
     """
-    exact = tiles_exactly(model) and getattr(model, "halo", None) is not None
-    if height * width * scale**2 <= max_pixels or not exact:
+    if height * width * scale**2 <= max_pixels or not tiles_exactly(model):
         return None
     return fitting_tile(model, scale=scale, max_pixels=max_pixels, overlap=overlap) if tile is None else tile
 
@@ -106,7 +109,7 @@ def fitting_tile(model: nn.Module, *, scale: int, max_pixels: int, overlap: int 
     """The largest tile (input pixels a side) whose pass, the tile and ``overlap`` pixels on each side
     (default :func:`default_overlap`), makes at most ``max_pixels`` output pixels; in multiples of the
     model's size multiple, and at least :data:`MIN_AUTO_TILE` however small ``max_pixels`` is."""
-    multiple = size_multiple(model)
+    multiple = contract_of(model).size_multiple
     overlap = default_overlap(model) if overlap is None else round_up(overlap, multiple)
     side = math.isqrt(max(max_pixels, 0)) // scale - 2 * overlap
     return max(side // multiple * multiple, round_up(MIN_AUTO_TILE, multiple))
@@ -126,7 +129,7 @@ def tile_count(model: nn.Module, height: int, width: int, tile: int | None) -> i
     """How many tiles :func:`forward_tiled` runs for an image of ``height`` x ``width`` pixels."""
     if tile is None:
         return 1
-    tile = round_up(tile, size_multiple(model))
+    tile = round_up(tile, contract_of(model).size_multiple)
     return math.ceil(height / tile) * math.ceil(width / tile)
 
 
@@ -159,7 +162,8 @@ def forward_tiled(
         raise ValueError(f"tile: expected a positive number of pixels or None, got {tile!r}")
     if overlap is not None and overlap < 0:
         raise ValueError(f"overlap: expected a number of pixels >= 0 or None, got {overlap!r}")
-    multiple = size_multiple(model)
+    contract = contract_of(model)
+    multiple = contract.size_multiple
     if tile is None:
         overlap = 0  # one tile: no context to add (and no guess to warn about)
     else:
@@ -172,7 +176,7 @@ def forward_tiled(
     with torch.no_grad():
         for rows, cols in itertools.product(spans(height, tile, overlap), spans(width, tile, overlap)):
             crop = x[..., rows.read_start : rows.read_stop, cols.read_start : cols.read_stop]
-            result = _run(model, crop.to(device, dtype), scale, multiple)
+            result = _run(model, crop.to(device, dtype), scale, contract)
             if out is None:
                 shape = (x.shape[0], result.shape[1], height * scale, width * scale)
                 out = torch.empty(shape, dtype=x.dtype, device=x.device)
@@ -195,10 +199,15 @@ def _placement(model: nn.Module, x: Tensor) -> tuple[torch.device, torch.dtype]:
     return x.device, x.dtype
 
 
-def _run(model: nn.Module, crop: Tensor, scale: int, multiple: int) -> Tensor:
-    """The model's output for one crop, padded at the bottom and right to ``multiple`` and cut back."""
+def padded_size(size: int, contract: ModelContract) -> int:
+    """``size`` pixels padded to what the model takes: at least its minimum, in multiples of its multiple."""
+    return round_up(max(size, contract.minimum_size), contract.size_multiple)
+
+
+def _run(model: nn.Module, crop: Tensor, scale: int, contract: ModelContract) -> Tensor:
+    """The model's output for one crop, padded at the bottom and right as :func:`padded_size` says and cut back."""
     height, width = crop.shape[-2:]
-    pad_h, pad_w = round_up(height, multiple) - height, round_up(width, multiple) - width
+    pad_h, pad_w = padded_size(height, contract) - height, padded_size(width, contract) - width
     if pad_h or pad_w:
         crop = F.pad(crop, (0, pad_w, 0, pad_h), mode="replicate")
     result = model(crop)

@@ -25,36 +25,28 @@ input (:func:`bytes_per_output_pixel`); ``tools/upscale.py`` uses it when no ``-
 
 from __future__ import annotations
 
-import os
-import struct
+import dataclasses
 import weakref
-import zlib
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from sr_toolkit.core.atomic import atomic_path
+from sr_toolkit.core.image_writer import pil_image
 from sr_toolkit.core.imageio import from_pil, match_channels, split_alpha
+from sr_toolkit.core.model_contract import ModelContract, attach, contract_of
 from sr_toolkit.core.model_file import load_model
 from sr_toolkit.core.resize import imresize
-from sr_toolkit.inference.tiling import auto_tile, cast_pixels, forward_tiled, round_up, size_multiple
+from sr_toolkit.inference.tiling import auto_tile, cast_pixels, forward_tiled, padded_size
 
-__all__ = ["ALPHA_FORMATS", "MEMORY_SHARE", "GrayNetwork", "MemoryPlan", "available_memory", "bytes_per_output_pixel",
-           "fill_hidden", "is_out_of_memory", "load_model", "model_scale", "plan_memory", "prepare", "save_pixels",
-           "upscale", "upscale_batch", "write_png"]
+__all__ = ["MEMORY_SHARE", "GrayNetwork", "MemoryPlan", "available_memory", "bytes_per_output_pixel", "fill_hidden",
+           "half_dtype", "is_out_of_memory", "load_model", "plan_memory", "prepare", "upscale", "upscale_batch"]
 
 ImageLike = TypeVar("ImageLike", Tensor, Image.Image)
-
-ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP"})
-"""Pillow's names of the formats that :func:`save_pixels` writes with an alpha channel (Pillow writes
-BMP's alpha but reads it back as RGB, and JPEG has none)."""
 
 MEMORY_SHARE = 0.5
 """The share of the available memory that :func:`plan_memory` lets one pass of the model take. The rest
@@ -70,34 +62,36 @@ OUT_OF_MEMORY_MESSAGES = ("out of memory", "can't allocate memory")
 ``DefaultCPUAllocator: can't allocate memory``."""
 
 
-def model_scale(model: nn.Module) -> int:
-    """The factor the model enlarges by: its file's ``scale`` metadata, else its ``scale``, else 1."""
-    info = getattr(model, "sr_info", None) or {}
-    return int(info.get("scale") or getattr(model, "scale", 1))
+def half_dtype(contract: ModelContract, device: torch.device) -> torch.dtype:
+    """The half-precision dtype to run a model in on ``device``: float16 on GPUs and bfloat16 on CPUs (CPUs
+    compute float16 slowly), or the other one where the model's contract supports only that. Raises
+    ValueError for a model that supports neither."""
+    preferred = [torch.bfloat16, torch.float16] if device.type == "cpu" else [torch.float16, torch.bfloat16]
+    supported = {torch.float16: contract.supports_half, torch.bfloat16: contract.supports_bfloat16}
+    for dtype in preferred:
+        if supported[dtype]:
+            return dtype
+    raise ValueError(f"model '{contract.architecture}' runs in neither float16 nor bfloat16: "
+                     "leave out half precision")
 
 
 def prepare(model: nn.Module, device: str | torch.device = "cpu", half: bool = False) -> nn.Module:
-    """Put ``model`` in eval mode on ``device``, channels-last, in half precision when asked.
-
-    Half precision is float16 on GPUs and bfloat16 on CPUs (CPUs compute float16 slowly; bfloat16 is
-    fast only on CPUs with AMX or AVX-512 BF16).
-    """
+    """Put ``model`` in eval mode on ``device``, channels-last, in half precision when asked
+    (:func:`half_dtype`; bfloat16 is fast only on CPUs with AMX or AVX-512 BF16)."""
     device = torch.device(device)
-    dtype = (torch.bfloat16 if device.type == "cpu" else torch.float16) if half else torch.float32
+    dtype = half_dtype(contract_of(model), device) if half else torch.float32
     return model.eval().to(device=device, dtype=dtype, memory_format=torch.channels_last)
 
 
 class GrayNetwork(nn.Module):
     """``network`` on gray images: (N, 1, H, W) in, fed to it as three equal channels, and the mean of
     its three output channels, each clamped to [0, 1] as a saved image's, out (as evaluation scores gray).
-    Keeps the network's ``halo`` and ``size_multiple`` for tiling."""
+    Its contract is the network's, with one channel in and out."""
 
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
         self.network = network
-        self.size_multiple = size_multiple(network)
-        if hasattr(network, "halo"):
-            self.halo = network.halo
+        attach(self, dataclasses.replace(contract_of(network), input_channels=1, output_channels=1))
 
     def forward(self, x: Tensor) -> Tensor:
         return match_channels(self.network(match_channels(x, 3)).clamp(0, 1), 1)
@@ -198,8 +192,9 @@ def bytes_per_output_pixel(model: nn.Module) -> float:
     ``edsr`` 545 against 526, ``srresnet`` 545 against 537, ``deconv`` 161 against 155,
     ``conv_autoencoder`` (x1) 76 against 96. Raises what the model raises on the probe.
     """
-    side = round_up(PROBE_SIDE, size_multiple(model))
-    scale = model_scale(model)
+    contract = contract_of(model)
+    side = padded_size(PROBE_SIDE, contract)
+    scale = contract.scale
     with LiveBytes() as usage:
         probe = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0))
         forward_tiled(model, probe, scale=scale, tile=None)
@@ -222,7 +217,7 @@ def plan_memory(model: nn.Module, height: int, width: int, *, device: str | torc
     of :func:`available_memory` on ``device``, at ``bytes_per_pixel`` (:func:`bytes_per_output_pixel`);
     None (one pass) when the whole image fits, or when tiling could change the result (see
     :func:`sr_toolkit.inference.tiling.auto_tile`). ``overlap``: the tiles' overlap, default the model's halo."""
-    scale = model_scale(model)
+    scale = contract_of(model).scale
     available = available_memory(device)
     max_pixels = int(MEMORY_SHARE * available / bytes_per_pixel)
     tile = auto_tile(model, height, width, scale=scale, max_pixels=max_pixels, overlap=overlap)
@@ -252,11 +247,15 @@ def upscale_batch(
     Gray goes through :class:`GrayNetwork`; alpha is resized apart, after :func:`fill_hidden` (see the
     module's notes). Writes into ``out`` when given (e.g. uint8: values rounded as a saved image's, see
     :func:`sr_toolkit.inference.tiling.forward_tiled`), else returns a new tensor like ``images``, clamped to [0, 1].
-    Raises ValueError for another shape.
+    Raises ValueError for another shape, and for a model whose contract is not RGB in and out.
     """
     if images.dim() != 4 or not 1 <= images.shape[1] <= 4:
         raise ValueError("expected (N, C, H, W) images with 1 to 4 channels (gray, gray + alpha, RGB, RGBA), "
                          f"got shape {tuple(images.shape)}")
+    contract = contract_of(model)
+    if (contract.input_channels, contract.output_channels) != (3, 3):
+        raise ValueError(f"model '{contract.architecture}' maps {contract.input_channels} channels to "
+                         f"{contract.output_channels}; images are upscaled by RGB models (3 to 3)")
     batch, channels, height, width = images.shape
     if out is None:
         out = torch.empty((batch, channels, height * scale, width * scale), dtype=images.dtype,
@@ -299,7 +298,7 @@ def upscale(
     model.eval()
     try:
         batch = image if image.dim() == 4 else image[None]
-        result = upscale_batch(model, batch, scale=model_scale(model), tile=tile, overlap=overlap)
+        result = upscale_batch(model, batch, scale=contract_of(model).scale, tile=tile, overlap=overlap)
     finally:
         model.train(was_training)
     return result if image.dim() == 4 else result[0]
@@ -308,81 +307,6 @@ def upscale(
 def _to_pil(pixels: Tensor, bits: int) -> Image.Image:
     """(C, H, W) values in [0, 1] as a PIL image: 16-bit (I;16) when ``bits`` is 16 and C is 1, else 8-bit."""
     dtype = torch.uint16 if bits == 16 and pixels.shape[0] == 1 else torch.uint8
-    return _pil_image(cast_pixels(pixels, dtype).permute(1, 2, 0).cpu().numpy())
+    return pil_image(cast_pixels(pixels, dtype).permute(1, 2, 0).cpu().numpy())
 
 
-def _pil_image(pixels: np.ndarray) -> Image.Image:
-    """(H, W, C) uint8 or (C = 1) uint16 pixels as a PIL image: L, LA, RGB, RGBA or I;16 by C and dtype."""
-    return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-
-
-def save_pixels(pixels: np.ndarray, path: str | os.PathLike[str], *, quality: int = 95) -> None:
-    """Write (H, W, C) pixels, uint8 or (PNG only) uint16, C = 1 to 4; the suffix picks the format.
-
-    Unlike :func:`sr_toolkit.core.imageio.save_image` it takes the integer pixels as they are, and PNG is
-    encoded band by band (:func:`write_png`), so a huge output is never copied whole. The file is
-    written atomically (a temporary file, then a rename); missing parent folders are created. Raises
-    ValueError for an unknown suffix, uint16 in another format, or alpha (C = 2 or 4) in a format
-    outside :data:`ALPHA_FORMATS`.
-    """
-    path = Path(path)
-    image_format = Image.registered_extensions().get(path.suffix.lower())
-    if image_format is None:
-        raise ValueError(f"{path}: unknown image suffix '{path.suffix}'")
-    if image_format != "PNG" and pixels.dtype != np.uint8:
-        raise ValueError(f"{path}: {pixels.dtype} pixels can only be written as PNG")
-    if image_format not in ALPHA_FORMATS and pixels.shape[2] in (2, 4):
-        raise ValueError(f"{path}: {image_format} cannot store an alpha channel; write PNG")
-    with atomic_path(path) as temporary, open(temporary, "wb") as file:
-        if image_format == "PNG":
-            write_png(pixels, file)
-        else:
-            _pil_image(pixels).save(file, format=image_format, quality=quality)
-
-
-PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> gray, gray + alpha, RGB, RGBA
-DEPTHS = (np.uint8, np.uint16)
-
-
-def write_png(pixels: np.ndarray, file: BinaryIO, *, level: int = 6, band: int = 64) -> None:
-    """Encode (H, W, C) uint8 or uint16 pixels (C = 1 to 4) as a PNG file, ``band`` rows at a time.
-
-    Every row gets the Paeth filter (the usual best for photos), and zlib compresses at ``level``.
-    """
-    if pixels.ndim != 3 or pixels.shape[2] not in PNG_COLOUR_TYPES or pixels.dtype.type not in DEPTHS:
-        raise ValueError(f"write_png expects (H, W, 1 to 4) uint8 or uint16 pixels, got {pixels.dtype} "
-                         f"{pixels.shape}")
-    height, width, channels = pixels.shape
-    depth = pixels.dtype.itemsize
-    header = struct.pack(">IIBBBBB", width, height, 8 * depth, PNG_COLOUR_TYPES[channels], 0, 0, 0)
-    file.write(b"\x89PNG\r\n\x1a\n")
-    _png_chunk(file, b"IHDR", header)
-    compressor = zlib.compressobj(level)
-    above = np.zeros(width * channels * depth, np.int16)
-    for start in range(0, height, band):
-        rows = pixels[start : start + band].astype(pixels.dtype.newbyteorder(">"), copy=False)
-        rows = rows.reshape(rows.shape[0], -1).view(np.uint8).astype(np.int16)
-        filtered = _paeth(rows, above, channels * depth)
-        above = rows[-1]
-        _png_chunk(file, b"IDAT", compressor.compress(np.insert(filtered, 0, 4, axis=1).tobytes()))
-    _png_chunk(file, b"IDAT", compressor.flush())
-    _png_chunk(file, b"IEND", b"")
-
-
-def _paeth(rows: np.ndarray, above: np.ndarray, stride: int) -> np.ndarray:
-    """PNG's Paeth filter of byte rows (R, L) given the row above them; ``stride``: bytes per pixel."""
-    up = np.concatenate([above[None], rows[:-1]])
-    left = np.zeros_like(rows)
-    left[:, stride:] = rows[:, :-stride]
-    up_left = np.zeros_like(up)
-    up_left[:, stride:] = up[:, :-stride]
-    to_left, to_up, to_up_left = np.abs(up - up_left), np.abs(left - up_left), np.abs(left + up - 2 * up_left)
-    prediction = np.where((to_left <= to_up) & (to_left <= to_up_left), left,
-                          np.where(to_up <= to_up_left, up, up_left))
-    return ((rows - prediction) & 0xFF).astype(np.uint8)
-
-
-def _png_chunk(file: BinaryIO, kind: bytes, data: bytes) -> None:
-    if kind == b"IDAT" and not data:
-        return
-    file.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data)))

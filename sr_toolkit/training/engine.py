@@ -137,7 +137,7 @@ class Trainer:
                      data["train"]["type"])
         resume_path = self._resume_path(resume)
         set_seed(recipe["seed"])
-        self.model = MODELS.build(recipe["model"], where="model")
+        self.model = MODELS.build_image_model(recipe["model"], where="model")
         if self.precision.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.criterion = WeightedLoss(recipe["loss"]).to(self.device)
