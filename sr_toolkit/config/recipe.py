@@ -19,6 +19,7 @@ import yaml
 from sr_toolkit.core.discovery import import_plugins, is_plugin_file, plugin_file
 from sr_toolkit.core.errors import RecipeError
 from sr_toolkit.core.registry import DATASETS, DEGRADATIONS, LOSSES, MODELS, Registry, parameters
+from sr_toolkit.training.optimizers import OPTIMIZERS, optimizers_reading
 from sr_toolkit.training.schedule import duration_problem
 from sr_toolkit.config.schema import Component, ComponentList, Field, Section, at_least
 
@@ -50,11 +51,11 @@ RecipeLoader.add_implicit_resolver(
 
 OPTIMIZER = Section(
     {
-        "type": Field(Literal["adam", "adamw", "sgd"], "adam"),
+        "type": Field(Literal[tuple(OPTIMIZERS)], "adam"),  # type: ignore[valid-type]  # names: the one table
         "lr": Field(float, 1e-3),
         "weight_decay": Field(float, 0.0),
-        "betas": Field(tuple[float, float], [0.9, 0.999]),  # adam, adamw
-        "momentum": Field(float, 0.9),  # sgd
+        "betas": Field(tuple[float, float], [0.9, 0.999]),  # read by the types OPTIMIZERS says
+        "momentum": Field(float, 0.9),  # read by the types OPTIMIZERS says
         "fused": Field(bool, True),  # torch's fused kernel: one pass over all parameters per step
     }
 )
@@ -305,8 +306,8 @@ def check_scales(recipe: Mapping[str, Any], raw: Mapping[str, Any]) -> None:
                           f"scale is {recipe['scale']}; set scale: {spec['scale']} at the top level")
 
 
-APPLIES_TO = {"betas": ("adam", "adamw"), "momentum": ("sgd",), "min_lr_ratio": ("cosine",),
-              "step_size": ("step",), "gamma": ("step",)}
+APPLIES_TO = {"betas": optimizers_reading("betas"), "momentum": optimizers_reading("momentum"),
+              "min_lr_ratio": ("cosine",), "step_size": ("step",), "gamma": ("step",)}
 """Optimizer and scheduler keys that only some types read; the resolved recipe leaves them out for
 the others, so a printed or saved recipe shows only what the run uses."""
 
