@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from sr_toolkit.core import checkpoint
-from sr_toolkit.training.engine import StopRequested, StopSignal
+from sr_toolkit.training.stop import StopRequested, StopSignal
 from sr_toolkit.core.errors import TrainingDiverged
 
 from test_engine import ROOT, TINY_RECIPE, train

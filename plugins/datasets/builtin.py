@@ -9,8 +9,8 @@ from typing import Optional
 
 from sr_toolkit.core.errors import DataError
 from sr_toolkit.core.registry import DATASETS
-from sr_toolkit_plugins.datasets._files import FileDataset, Source
-from sr_toolkit_plugins.datasets._patches import Split
+from sr_toolkit.data.image_files import FileDataset, Source
+from sr_toolkit.data.patches import Split
 
 TRAIN_PHOTOS = (
     "astronaut.png",

@@ -17,7 +17,7 @@ import torch
 
 from sr_toolkit.core.errors import DataError
 from sr_toolkit.core.registry import DATASETS
-from sr_toolkit_plugins.datasets._patches import PatchDataset, Split
+from sr_toolkit.data.patches import PatchDataset, Split
 
 BATCHES_FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{number}" for number in range(1, 6))

@@ -8,8 +8,8 @@ from typing import Optional
 
 from sr_toolkit.core.imageio import list_images
 from sr_toolkit.core.registry import DATASETS
-from sr_toolkit_plugins.datasets._files import FileDataset, relative_name
-from sr_toolkit_plugins.datasets._patches import Split, logger
+from sr_toolkit.data.image_files import FileDataset, relative_name
+from sr_toolkit.data.patches import Split, logger
 from sr_toolkit_plugins.datasets.builtin import builtin_sources
 
 
@@ -20,7 +20,7 @@ class ImageFolder(FileDataset):
     Without a ``root``, the built-in photos of ``split`` (see ``builtin``), so a recipe can ship
     with working defaults and take ``data.train.root=DIR`` for the user's own images. Each item
     is ``{"target": (3, H, W) float in [0, 1], "name": path relative to root, no suffix}``.
-    Unusable files are skipped with one warning each; see :mod:`sr_toolkit_plugins.datasets._files`.
+    Unusable files are skipped with one warning each; see :mod:`sr_toolkit.data.image_files`.
     """
 
     def __init__(

@@ -20,6 +20,7 @@ from typing import Any, Literal, Optional, Union
 from sr_toolkit.core.errors import RecipeError
 from sr_toolkit.core.registry import DATASETS, DEGRADATIONS, LOSSES, MODELS, Registry, closest, parameters
 from sr_toolkit.core.typecheck import describe, matches
+from sr_toolkit.training.optimizers import OPTIMIZERS, optimizers_reading
 from sr_toolkit.training.schedule import duration_problem
 
 _PLAIN = (type(None), bool, int, float, str, list, tuple, dict)
@@ -214,11 +215,11 @@ class ComponentList(Node):
 
 OPTIMIZER = Section(
     {
-        "type": Field(Literal["adam", "adamw", "sgd"], "adam"),
+        "type": Field(Literal[tuple(OPTIMIZERS)], "adam"),  # type: ignore[valid-type]  # names: the one table
         "lr": Field(float, 1e-3, doc="base learning rate"),
         "weight_decay": Field(float, 0.0),
-        "betas": Field(tuple[float, float], [0.9, 0.999], doc="adam, adamw"),
-        "momentum": Field(float, 0.9, doc="sgd"),
+        "betas": Field(tuple[float, float], [0.9, 0.999], doc=", ".join(optimizers_reading("betas"))),
+        "momentum": Field(float, 0.9, doc=", ".join(optimizers_reading("momentum"))),
         "fused": Field(bool, True, doc="torch's fused kernel: one pass over all parameters per step"),
     }
 )
@@ -310,8 +311,8 @@ SPLITS = ("train", "val")
 """``data.train`` and ``data.val``: a dataset there that takes a ``split`` and omits it gets its key,
 so ``data.val: {type: image_folder, root: DIR}`` scores whole validation images."""
 
-APPLIES_TO = {"betas": ("adam", "adamw"), "momentum": ("sgd",), "min_lr_ratio": ("cosine",),
-              "step_size": ("step",), "gamma": ("step",)}
+APPLIES_TO = {"betas": optimizers_reading("betas"), "momentum": optimizers_reading("momentum"),
+              "min_lr_ratio": ("cosine",), "step_size": ("step",), "gamma": ("step",)}
 """Optimizer and scheduler keys that only some types read; the resolved recipe leaves them out for
 the others, so a printed or saved recipe shows only what the run uses."""
 

@@ -154,3 +154,34 @@ def set_rng_state(tensors: Mapping[str, torch.Tensor]) -> None:
     cuda = [tensors[key] for key in cuda_keys]
     if cuda and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda)
+
+
+def save_state(path: Path, modules: Mapping[str, torch.nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
+               meta: Mapping[str, Any]) -> None:
+    """A training checkpoint at ``path``: each module's state dict under its name (``model.``, ``ema.``...),
+    each optimizer's tensors under ``<name>.state.`` and its other state as JSON under the metadata key
+    ``<name>``, the global RNG states (``rng.``), and ``meta``. Restored by :func:`restore_state`."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name, module in modules.items():
+        tensors.update(with_prefix(name, module.state_dict()))
+    everything = dict(meta)
+    for name, optimizer in optimizers.items():
+        if name in everything:
+            raise ValueError(f"optimizer name {name!r} is also a metadata key")
+        optimizer_tensors, everything[name] = split_optimizer_state(optimizer.state_dict(), name)
+        tensors.update(optimizer_tensors)
+    tensors.update(rng_state())
+    atomic_save(tensors, path, everything)
+
+
+def restore_state(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any],
+                  modules: Mapping[str, torch.nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
+                  source: str) -> None:
+    """Load what :func:`save_state` wrote (as :func:`read` returns it) into the same named modules and
+    optimizers, then set the global RNG states. A module that does not fit raises
+    :class:`CheckpointError` naming ``source`` and the module."""
+    for name, module in modules.items():
+        load_weights(module, strip_prefix(name, tensors), f"{source} ({name})")
+    for name, optimizer in optimizers.items():
+        load_optimizer_state(optimizer, tensors, meta[name], name)
+    set_rng_state(tensors)

@@ -7,15 +7,12 @@ bit-exactly, a wall-clock budget, validation against the baseline, and clean sto
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import logging
-import math
 import os
-import signal
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,49 +30,22 @@ from sr_toolkit.training.display import TrainingDisplay, format_seconds, validat
 from sr_toolkit.core.errors import SrToolkitError, TrainingDiverged
 from sr_toolkit.training.losses import WeightedLoss
 from sr_toolkit.core.model_file import save_model
-from sr_toolkit.training.nonfinite import GRADIENTS, NonFiniteWatch, describe, gradients_finite
+from sr_toolkit.training.nonfinite import GRADIENTS, NonFiniteWatch, describe
+from sr_toolkit.training.optimizers import build_optimizer
 from sr_toolkit.training.plots import plot_curves
 from sr_toolkit.core.precision import choose_precision
-from sr_toolkit.training.gan import AdversarialLoss, discriminator_step, generator_step
-from sr_toolkit.core.registry import DATASETS, LOSSES, MODELS
+from sr_toolkit.training.gan import GanParts
+from sr_toolkit.core.registry import DATASETS, MODELS
+from sr_toolkit.training.resume import (Counters, check_resumable, check_same_model, checkpoint_to_resume,
+                                        saved_progress)
 from sr_toolkit.training.run_folder import RunFolder
 from sr_toolkit.training.schedule import RunProgress, lr_factor, parse_duration
+from sr_toolkit.training.stop import StopRequested, StopSignal
 from sr_toolkit.core.threads import configure_threads
+from sr_toolkit.training.updates import Updates
 from sr_toolkit.training.validation import ValidationResult, validate
 
 log = logging.getLogger("sr_toolkit")
-
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-
-
-def build_optimizer(cfg: dict[str, Any], model: torch.nn.Module) -> torch.optim.Optimizer:
-    """The optimizer an ``optimizer:`` (or ``gan.optimizer:``) section describes.
-
-    ``fused`` picks torch's fused implementation (the same update, computed for all parameters in one
-    kernel instead of several small operations per tensor: a few percent of a small network's step).
-    """
-    kwargs: dict[str, Any] = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"], "fused": cfg["fused"]}
-    if cfg["type"] == "sgd":
-        kwargs["momentum"] = cfg["momentum"]
-    else:
-        kwargs["betas"] = tuple(cfg["betas"])
-    return OPTIMIZERS[cfg["type"]](model.parameters(), **kwargs)
-
-
-@dataclass
-class GanParts:
-    """The discriminator side of a GAN recipe."""
-
-    discriminator: torch.nn.Module
-    adversarial: AdversarialLoss
-    optimizer: torch.optim.Optimizer
-
-    @classmethod
-    def build(cls, recipe: dict[str, Any], device: torch.device) -> GanParts:
-        cfg = recipe["gan"]
-        discriminator = MODELS.build(cfg["discriminator"], where="gan.discriminator")
-        adversarial = LOSSES.build(cfg["adversarial"], where="gan.adversarial")  # an AdversarialLoss: config.rules
-        return cls(discriminator, adversarial.to(device), build_optimizer(cfg["optimizer"], discriminator))
 
 
 def tensorboard_installed() -> bool:
@@ -88,17 +58,6 @@ def use_cpu() -> bool:
     launched on a machine without CUDA (they then train together over gloo, not each alone)."""
     several = int(os.environ.get("WORLD_SIZE", "1")) > 1
     return parse_flag_from_env("ACCELERATE_USE_CPU") or (several and not torch.cuda.is_available())
-
-
-@dataclass
-class Counters:
-    """Counters saved in every checkpoint."""
-
-    step: int = 0
-    elapsed: float = 0.0
-    best_psnr: float = -math.inf
-    skipped: int = 0  # updates dropped by on_nonfinite: skip
-    val_seconds: float = 0.0  # the last validation's time, kept free at the end of a time budget
 
 
 class Trainer:
@@ -135,7 +94,7 @@ class Trainer:
         if recipe["degradation"] and "input" in self.train_set[0] and self.main:
             log.info("data.train gives its own inputs (%s): the degradation list is not applied to them",
                      data["train"]["type"])
-        resume_path = self._resume_path(resume)
+        resume_path = checkpoint_to_resume(resume, self.folder)
         set_seed(recipe["seed"])
         self.model = MODELS.build_image_model(recipe["model"], where="model")
         if self.precision.channels_last:
@@ -152,7 +111,8 @@ class Trainer:
         self.state = Counters()
         self.progress = RunProgress(self.train_cfg["max_steps"], parse_duration(self.train_cfg["max_time"]))
         self.watch = NonFiniteWatch(self.device)
-        self.update_skipped = False
+        self.updates = Updates(self.accelerator, self.watch, self.train_cfg["on_nonfinite"],
+                               self.train_cfg["grad_clip"])
         self.consecutive_skips = 0
         self.last_validation: tuple[int, ValidationResult | None] | None = None
         self.stopped_by: int | None = None  # the signal number that stopped the last fit, if one did
@@ -170,23 +130,9 @@ class Trainer:
             self.accelerator.init_trackers(recipe["name"])
 
     # ----------------------------------------------------------------------------- set-up
-    def _resume_path(self, resume: str | bool) -> Path | None:
-        if not resume:
-            return None
-        if resume is not True:
-            return Path(resume)
-        found = self.folder.step_checkpoints()
-        if not found:
-            raise SrToolkitError(f"--resume: no checkpoint in {self.folder.checkpoints}")
-        return found[-1]
-
     def _init_generator(self, path: Path) -> None:
         tensors, info = checkpoint.read(path)
-        differs = first_difference(flat_spec("model", self.recipe["model"]), flat_spec("model", info.get("model")))
-        if differs:
-            key, ours, theirs = differs
-            raise checkpoint.CheckpointError(
-                f"gan.init_from: {path} holds a model with {key} = {theirs}, this recipe trains {key} = {ours}")
+        check_same_model(path, self.recipe["model"], info.get("model"))
         checkpoint.load_weights(self.accelerator.unwrap_model(self.model), tensors, f"gan.init_from: {path}")
         if self.ema is not None:
             self.ema.module.load_state_dict(tensors)
@@ -218,71 +164,99 @@ class Trainer:
         written right after the last step, before the final validation. A second signal stops at
         once; files are written atomically, so none is torn.
         """
+        cfg = self.train_cfg
         with StopSignal() as stop:
-            self._train(stop)
+            self._announce_limits()
+            batches = self._batches()
+            started = time.perf_counter() - self.state.elapsed  # the clock goes on across resumes
+            self.model.train()
+            with TrainingDisplay(self.console, self.main, cfg["max_steps"], self.state.step) as display:
+                pace = Pace(self.state.step, time.perf_counter())
+                while self.state.step < cfg["max_steps"]:
+                    elapsed = time.perf_counter() - started
+                    if self._time_to_stop(stop, elapsed):
+                        self.state.elapsed = elapsed  # validations since the last step count too
+                        break
+                    lr_scale = self._set_learning_rates(elapsed)
+                    loss, parts = self._optimizer_step(batches)
+                    self.state.step += 1
+                    self.state.elapsed = time.perf_counter() - started
+                    if self.state.step % cfg["log_every"] == 0 or self.state.step == cfg["max_steps"]:
+                        self._log_step(loss, parts, lr_scale, display, pace)
+                    display.advance()
+                    if self.state.step % cfg["checkpoint_every"] == 0:
+                        self._save_step_checkpoint()
+                    if self.val_set is not None and self.state.step % cfg["val_every"] == 0:
+                        self._validate_in_training(stop, display)
+                display.finish(self.state.step)
+            self._check_finite()
+            if self.main:
+                self._log_stop_reason(stop, pace.first_step)
             result = self._finish(stop)
         self.stopped_by = stop.signum
         return result
 
-    def _train(self, stop: StopSignal) -> None:
+    def _announce_limits(self) -> None:
         cfg = self.train_cfg
-        budget = self.progress.budget
         if self.main:
             log.info("precision: %s%s (%s)", self.precision.mixed_precision,
                      " + channels_last" if self.precision.channels_last else "", self.precision.reason)
             log.info("training until step %d (train.max_steps)%s", cfg["max_steps"],
-                     f" or {cfg['max_time']} of training (train.max_time), whichever comes first" if budget else "")
-        batches = self._batches()
-        # base rates from the recipe: param_groups hold the last scaled rate after a resume
-        schedules = [(self.optimizer, self.recipe["optimizer"]["lr"])]
+                     f" or {cfg['max_time']} of training (train.max_time), whichever comes first"
+                     if self.progress.budget else "")
+
+    def _time_to_stop(self, stop: StopSignal, elapsed: float) -> bool:
+        """Whether a stop signal came, or the next step would start past the time budget (keeping the
+        last validation's time free for the final one)."""
+        budget = self.progress.budget
+        return bool(stop.requested) or bool(budget and elapsed + self.state.val_seconds >= budget)
+
+    def _set_learning_rates(self, elapsed: float) -> float:
+        """Set every optimizer's rate for the coming step from the schedule; return the schedule's factor."""
+        factor = lr_factor(self.recipe["scheduler"], self.state.step, self.progress(self.state.step, elapsed))
+        for optimizer, base_lr in self._base_rates():
+            for group in optimizer.param_groups:
+                group["lr"] = base_lr * factor
+        return factor
+
+    def _base_rates(self) -> list[tuple[torch.optim.Optimizer, float]]:
+        """Each optimizer with its recipe's rate (param_groups hold the last scaled rate after a resume)."""
+        rates = [(self.optimizer, self.recipe["optimizer"]["lr"])]
         if self.gan is not None:
-            schedules.append((self.gan.optimizer, self.recipe["gan"]["optimizer"]["lr"]))
-        started = time.perf_counter() - self.state.elapsed
-        self.model.train()
-        with TrainingDisplay(self.console, self.main, cfg["max_steps"], self.state.step) as display:
-            first_step, loop_start = self.state.step, time.perf_counter()
-            while self.state.step < cfg["max_steps"]:
-                elapsed = time.perf_counter() - started
-                if stop.requested or (budget and elapsed + self.state.val_seconds >= budget):
-                    self.state.elapsed = elapsed  # validations since the last step count too
-                    break
-                factor = lr_factor(self.recipe["scheduler"], self.state.step, self.progress(self.state.step, elapsed))
-                for optimizer, base_lr in schedules:
-                    for group in optimizer.param_groups:
-                        group["lr"] = base_lr * factor
-                loss, parts = self._optimizer_step(batches)
-                self.state.step += 1
-                self.state.elapsed = time.perf_counter() - started
-                step = self.state.step
-                if step % cfg["log_every"] == 0 or step == cfg["max_steps"]:
-                    self._check_finite()
-                    record = {"step": step, "loss": loss.item(), "lr": schedules[0][1] * factor,
-                              "time": round(self.state.elapsed, 3)}
-                    record.update({f"loss/{k}": v.item() for k, v in parts.items()})
-                    if cfg["on_nonfinite"] == "skip":
-                        record["skipped_steps"] = self.state.skipped
-                    self._log(record)
-                    rate = (step - first_step) / (time.perf_counter() - loop_start)
-                    total, seconds_left = cfg["max_steps"], (cfg["max_steps"] - step) / rate
-                    if budget:  # the time budget ends the run first: show its steps and time left
-                        total = min(total, max(step, round(step * budget / max(self.state.elapsed, 1e-9))))
-                        seconds_left = min(seconds_left, budget - self.state.elapsed)
-                    display.logged(record, rate, total, seconds_left)
-                display.advance()
-                if step % cfg["checkpoint_every"] == 0:
-                    self._check_finite()
-                    self._save_checkpoint(self.folder.checkpoint_path(step))
-                    self.folder.prune_checkpoints(cfg["keep_checkpoints"])
-                if self.val_set is not None and step % cfg["val_every"] == 0:
-                    tick = time.perf_counter()
-                    result = self._validate_unless_stopped(stop)
-                    if result is not None:
-                        display.validated(validation_line(step, result))
-                    self.state.val_seconds = time.perf_counter() - tick
-            display.finish(self.state.step)
+            rates.append((self.gan.optimizer, self.recipe["gan"]["optimizer"]["lr"]))
+        return rates
+
+    def _log_step(self, loss: torch.Tensor, parts: dict[str, torch.Tensor], lr_scale: float,
+                  display: TrainingDisplay, pace: Pace) -> None:
+        """Log the step's losses and rate (a record, TensorBoard, the display's line and estimate)."""
+        cfg, step = self.train_cfg, self.state.step
         self._check_finite()
-        if self.main:
-            self._log_stop_reason(stop, first_step)
+        record = {"step": step, "loss": loss.item(), "lr": self.recipe["optimizer"]["lr"] * lr_scale,
+                  "time": round(self.state.elapsed, 3)}
+        record.update({f"loss/{k}": v.item() for k, v in parts.items()})
+        if cfg["on_nonfinite"] == "skip":
+            record["skipped_steps"] = self.state.skipped
+        self._log(record)
+        rate = (step - pace.first_step) / (time.perf_counter() - pace.started)
+        total, seconds_left = cfg["max_steps"], (cfg["max_steps"] - step) / rate
+        budget = self.progress.budget
+        if budget:  # the time budget ends the run first: show its steps and time left
+            total = min(total, max(step, round(step * budget / max(self.state.elapsed, 1e-9))))
+            seconds_left = min(seconds_left, budget - self.state.elapsed)
+        display.logged(record, rate, total, seconds_left)
+
+    def _save_step_checkpoint(self) -> None:
+        self._check_finite()
+        self._save_checkpoint(self.folder.checkpoint_path(self.state.step))
+        self.folder.prune_checkpoints(self.train_cfg["keep_checkpoints"])
+
+    def _validate_in_training(self, stop: StopSignal, display: TrainingDisplay) -> None:
+        """Validate at a ``val_every`` step; its time is kept free at the end of a time budget."""
+        tick = time.perf_counter()
+        result = self._validate_unless_stopped(stop)
+        if result is not None:
+            display.validated(validation_line(self.state.step, result))
+        self.state.val_seconds = time.perf_counter() - tick
 
     def _log_stop_reason(self, stop: StopSignal, first_step: int) -> None:
         """One line saying why training ended: a signal, max_steps, or the time budget."""
@@ -298,13 +272,18 @@ class Trainer:
         else:
             log.info("time budget of %s used at step %d: finishing", cfg["max_time"], step)
 
+    # ---------------------------------------------------------------------------- a step
     def _optimizer_step(self, batches: Iterator[dict[str, Any]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One update of the model (and of the discriminator for a GAN), then the EMA. With
         ``on_nonfinite: skip``, a step where a watched value is NaN or inf makes no further update."""
-        self.watch.start_step()
-        self.update_skipped = False
-        loss, parts = self._gan_step(batches) if self.gan else self._pixel_step(batches)
-        if self.update_skipped:
+        self.updates.start(self.state.step + 1)
+        if self.gan is None:
+            loss, parts = self._pixel_step(batches)
+        else:
+            pairs = (self._inputs(next(batches), micro) for micro in range(self.micro_batches))
+            loss, parts = self.gan.update(self.state.step, pairs, self.model, self.criterion, self.optimizer,
+                                          self.updates)
+        if self.updates.skipped:
             self._count_skip()
         else:
             if self.consecutive_skips:
@@ -322,61 +301,10 @@ class Trainer:
                 inputs, target = self._inputs(batch, micro)
                 output = self.model(inputs)  # prepared: runs under the recipe's autocast, returns fp32
                 loss, parts = self.criterion(output, target)
-                self.watch.observe(parts, self.state.step + 1)
-                self.accelerator.backward(loss)
+                self.updates.backward(loss, parts)
                 if self.accelerator.sync_gradients:
-                    if self.train_cfg["grad_clip"]:
-                        self.accelerator.clip_grad_norm_(self.model.parameters(), self.train_cfg["grad_clip"])
-                    if self._update_is_finite(self.model, GRADIENTS):
-                        self.optimizer.step()
-                    self.optimizer.zero_grad(set_to_none=True)
+                    self.updates.apply(self.optimizer, self.model, GRADIENTS, clip=True)
         return loss.detach(), parts
-
-    def _gan_step(self, batches: Iterator[dict[str, Any]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``d_steps`` discriminator updates (none during warm-up), then one generator update on the
-        last batch. Logged: the generator's terms, D's loss and its mean logits on real and fake."""
-        gan, cfg = self.gan, self.recipe["gan"]
-        adversarial_on = self.state.step >= cfg["warmup_steps"]
-        d_parts: dict[str, torch.Tensor] = {}
-        for micro in range(cfg["d_steps"]):
-            inputs, target = self._inputs(next(batches), micro)
-            if not adversarial_on:
-                continue
-            with self.accelerator.autocast():  # also covers the content loss's VGG, not only the networks
-                d_loss, result = discriminator_step(self.model, gan.discriminator, gan.adversarial, inputs,
-                                                    target, cfg["r1_weight"])
-            self.watch.observe({"d_loss": result.loss}, self.state.step + 1)
-            self.accelerator.backward(d_loss)
-            if self._update_is_finite(gan.discriminator, "d_gradients"):
-                gan.optimizer.step()
-            gan.optimizer.zero_grad(set_to_none=True)
-            d_parts = {"d_loss": result.loss, "d_real": result.real_mean, "d_fake": result.fake_mean}
-        gan.discriminator.requires_grad_(False)
-        with self.accelerator.autocast():
-            loss, parts = generator_step(self.model, gan.discriminator if adversarial_on else None,
-                                         self.criterion, gan.adversarial, cfg["weight"], inputs, target)
-        self.watch.observe(parts, self.state.step + 1)
-        self.accelerator.backward(loss)
-        gan.discriminator.requires_grad_(True)
-        if self.train_cfg["grad_clip"]:
-            self.accelerator.clip_grad_norm_(self.model.parameters(), self.train_cfg["grad_clip"])
-        if self._update_is_finite(self.model, GRADIENTS):
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss.detach(), {**parts, **d_parts}
-
-    def _update_is_finite(self, module: torch.nn.Module, name: str) -> bool:
-        """Watch ``module``'s gradients as ``name``; whether to apply the update about to be made.
-
-        Under fp16 loss scaling the gradients are not watched: Accelerate's scaler already skips
-        updates with inf gradients (they are how it finds its scale). With ``on_nonfinite: skip``
-        this waits for the device (one sync per update); with ``stop`` it never does.
-        """
-        if self.accelerator.scaler is None:
-            self.watch.observe({name: gradients_finite(module.parameters())}, self.state.step + 1)
-        if self.train_cfg["on_nonfinite"] == "skip" and self.watch.current_step_bad():
-            self.update_skipped = True
-        return not self.update_skipped
 
     def _count_skip(self) -> None:
         """Count a skipped step, with a log line; stop after ``max_consecutive_skips`` in a row."""
@@ -486,47 +414,32 @@ class Trainer:
         return result
 
     # --------------------------------------------------------------------- checkpoints
+    def _checkpointed(self) -> tuple[dict[str, torch.nn.Module], dict[str, torch.optim.Optimizer]]:
+        """The modules and optimizers a checkpoint holds, by the names it stores them under."""
+        modules: dict[str, torch.nn.Module] = {"model": self.accelerator.unwrap_model(self.model)}
+        optimizers: dict[str, torch.optim.Optimizer] = {"optimizer": self.optimizer}
+        if self.ema is not None:
+            modules["ema"] = self.ema
+        if self.gan is not None:
+            modules["discriminator"] = self.accelerator.unwrap_model(self.gan.discriminator)
+            optimizers["d_optimizer"] = self.gan.optimizer
+        return modules, optimizers
+
     def _save_checkpoint(self, path: Path) -> None:
         if not self.main:
             return
-        tensors = checkpoint.with_prefix("model", self.accelerator.unwrap_model(self.model).state_dict())
-        if self.ema is not None:
-            tensors.update(checkpoint.with_prefix("ema", self.ema.state_dict()))
-        optimizer_tensors, optimizer_meta = checkpoint.split_optimizer_state(self.optimizer.state_dict())
-        tensors.update(optimizer_tensors)
-        tensors.update(checkpoint.rng_state())
         meta = {**asdict(self.state), "progress": self.progress(self.state.step, self.state.elapsed),
-                "optimizer": optimizer_meta, "recipe": self.recipe}
-        if self.gan is not None:
-            discriminator = self.accelerator.unwrap_model(self.gan.discriminator)
-            tensors.update(checkpoint.with_prefix("discriminator", discriminator.state_dict()))
-            d_tensors, meta["d_optimizer"] = checkpoint.split_optimizer_state(
-                self.gan.optimizer.state_dict(), "d_optimizer")
-            tensors.update(d_tensors)
-        checkpoint.atomic_save(tensors, path, meta)
+                "recipe": self.recipe}
+        checkpoint.save_state(path, *self._checkpointed(), meta)
 
     def _load(self, path: Path) -> None:
         """Restore a checkpoint after checking it was made by this kind of run; writes nothing
         before every part has loaded."""
         tensors, meta = checkpoint.read(path)
-        self._check_resumable(path, meta.get("recipe", {}))
-        checkpoint.load_weights(self.accelerator.unwrap_model(self.model), checkpoint.strip_prefix("model", tensors),
-                                f"{path} (model)")
-        if self.ema is not None:
-            checkpoint.load_weights(self.ema, checkpoint.strip_prefix("ema", tensors), f"{path} (ema)")
-        if self.gan is not None:
-            checkpoint.load_weights(self.accelerator.unwrap_model(self.gan.discriminator),
-                                    checkpoint.strip_prefix("discriminator", tensors), f"{path} (discriminator)")
-            checkpoint.load_optimizer_state(self.gan.optimizer, tensors, meta["d_optimizer"], "d_optimizer")
-        checkpoint.load_optimizer_state(self.optimizer, tensors, meta["optimizer"])
-        checkpoint.set_rng_state(tensors)
-        self.state = Counters(**{f.name: meta[f.name] for f in fields(Counters) if f.name in meta})
-        before = meta["recipe"]["train"]
-        progress = meta.get("progress")  # older checkpoints: what their limits gave
-        if progress is None:
-            old_limits = RunProgress(before["max_steps"], parse_duration(before["max_time"]))
-            progress = old_limits(meta["step"], meta["elapsed"])
-        self._continue_schedule(before, progress)
+        check_resumable(path, self.recipe, meta.get("recipe", {}))
+        checkpoint.restore_state(tensors, meta, *self._checkpointed(), source=str(path))
+        self.state = Counters.from_meta(meta)
+        self._continue_schedule(meta["recipe"]["train"], saved_progress(meta))
         if self.main:
             self.folder.truncate_after(self.state.step)
             self.folder.save_recipe(self.recipe)  # the limits this run now goes on with
@@ -546,75 +459,10 @@ class Trainer:
                      self.train_cfg["max_time"], format_seconds(self.state.elapsed),
                      f"; the schedule goes on from {progress:.0%} done" if changed else "")
 
-    def _check_resumable(self, path: Path, saved: dict[str, Any]) -> None:
-        """Refuse a checkpoint whose run had another scale, task, model or discriminator."""
-        differs = first_difference(run_kind(self.recipe), run_kind(saved))
-        if differs:
-            key, ours, theirs = differs
-            raise checkpoint.CheckpointError(
-                f"--resume: {path} was trained with {key} = {theirs}, this recipe has {ours}; "
-                "resume with the run's own recipe.yaml, or start a new run (another name)")
 
+@dataclass(frozen=True)
+class Pace:
+    """Where one :meth:`Trainer.fit` loop began (its first step and clock), for its steps-per-second."""
 
-def flat_spec(where: str, spec: dict[str, Any] | None) -> dict[str, Any]:
-    """A component spec as ``{"model.type": ..., "model.channels": ...}`` (empty for None)."""
-    return {f"{where}.{key}": value for key, value in (spec or {}).items()}
-
-
-def run_kind(recipe: dict[str, Any]) -> dict[str, Any]:
-    """What a checkpoint can only be resumed with, key by key: scale, task, and every argument of the
-    model and of the discriminator (``model.channels``...)."""
-    return {"scale": recipe.get("scale"), "task": recipe.get("task"), **flat_spec("model", recipe.get("model")),
-            **flat_spec("gan.discriminator", recipe.get("gan", {}).get("discriminator"))}
-
-
-def first_difference(ours: dict[str, Any], theirs: dict[str, Any]) -> tuple[str, Any, Any] | None:
-    """The first key whose value differs between two flat mappings: (key, ours, theirs), or None."""
-    for key in dict.fromkeys([*ours, *theirs]):
-        if ours.get(key) != theirs.get(key):
-            return key, ours.get(key), theirs.get(key)
-    return None
-
-
-class StopRequested(Exception):
-    """Raised by :class:`StopSignal` inside :meth:`StopSignal.abortable`; its message is the signal."""
-
-
-class StopSignal:
-    """Within its ``with`` block, SIGINT and SIGTERM ask the loop to stop instead of killing it.
-
-    The first signal sets :attr:`requested` (and, inside :meth:`abortable`, raises
-    :class:`StopRequested` to drop that work); a second raises ``KeyboardInterrupt`` at once.
-    """
-
-    def __init__(self) -> None:
-        self.requested: str | None = None  # the first signal's name
-        self.signum: int | None = None  # and its number
-        self._abortable = False
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.requested, self.signum = signal.Signals(signum).name, signum
-        if self._abortable:
-            raise StopRequested(self.requested)
-
-    @contextlib.contextmanager
-    def abortable(self) -> Iterator[None]:
-        """Work that the first signal may cut short (validation): nothing depends on its end."""
-        self._abortable = True
-        try:
-            yield
-        finally:
-            self._abortable = False
-
-    def __enter__(self) -> StopSignal:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not the main thread
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+    first_step: int
+    started: float

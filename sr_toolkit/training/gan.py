@@ -1,18 +1,25 @@
-"""Adversarial training: the loss interface, the R1 penalty and the two step functions.
+"""Adversarial training: the loss interface, the R1 penalty, the two step functions and the parts.
 
-A GAN recipe trains with the same loop as any other; only the step differs: ``discriminator_step``
-updates D on real targets and *detached* generator outputs, then ``generator_step`` updates G on
-the recipe's pixel/content loss plus the weighted adversarial term, with D frozen.
+A GAN recipe trains with the same loop as any other; only the step differs (:meth:`GanParts.update`):
+``discriminator_step`` updates D on real targets and *detached* generator outputs, then
+``generator_step`` updates G on the recipe's pixel/content loss plus the weighted adversarial term,
+with D frozen.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from sr_toolkit.core.registry import LOSSES, MODELS
 from sr_toolkit.training.losses import WeightedLoss
+from sr_toolkit.training.nonfinite import GRADIENTS
+from sr_toolkit.training.optimizers import build_optimizer
+from sr_toolkit.training.updates import Updates
 
 
 class AdversarialLoss(nn.Module):
@@ -84,3 +91,49 @@ def generator_step(
         loss = loss + weight * adversarial_term
         parts = {**parts, "adversarial": adversarial_term.detach().float()}
     return loss, parts
+
+
+@dataclass
+class GanParts:
+    """The discriminator side of a GAN recipe, and its ``gan:`` section (``settings``)."""
+
+    discriminator: nn.Module
+    adversarial: AdversarialLoss
+    optimizer: torch.optim.Optimizer
+    settings: dict[str, Any]
+
+    @classmethod
+    def build(cls, recipe: dict[str, Any], device: torch.device) -> GanParts:
+        """The parts ``recipe["gan"]`` names (the recipe's rules, :mod:`sr_toolkit.config.rules`, checked on
+        loading that ``gan.adversarial`` is an adversarial loss)."""
+        cfg = recipe["gan"]
+        discriminator = MODELS.build(cfg["discriminator"], where="gan.discriminator")
+        adversarial = LOSSES.build(cfg["adversarial"], where="gan.adversarial")
+        return cls(discriminator, adversarial.to(device), build_optimizer(cfg["optimizer"], discriminator), cfg)
+
+    def update(self, step: int, pairs: Iterator[tuple[torch.Tensor, torch.Tensor]], generator: nn.Module,
+               criterion: WeightedLoss, optimizer: torch.optim.Optimizer,
+               updates: Updates) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One GAN step after ``step`` steps: a discriminator update on each (inputs, target) of ``pairs``
+        (``d_steps`` of them; none during warm-up), then one generator update on the last. Returns the
+        generator's loss and the logged parts: its terms, D's loss and its mean logits on real and fake."""
+        cfg = self.settings
+        adversarial_on = step >= cfg["warmup_steps"]
+        d_parts: dict[str, torch.Tensor] = {}
+        for inputs, target in pairs:
+            if not adversarial_on:
+                continue
+            with updates.accelerator.autocast():  # also covers the content loss's VGG, not only the networks
+                d_loss, result = discriminator_step(generator, self.discriminator, self.adversarial, inputs,
+                                                    target, cfg["r1_weight"])
+            updates.backward(d_loss, {"d_loss": result.loss})
+            updates.apply(self.optimizer, self.discriminator, "d_gradients", clip=False)
+            d_parts = {"d_loss": result.loss, "d_real": result.real_mean, "d_fake": result.fake_mean}
+        self.discriminator.requires_grad_(False)
+        with updates.accelerator.autocast():
+            loss, parts = generator_step(generator, self.discriminator if adversarial_on else None,
+                                         criterion, self.adversarial, cfg["weight"], inputs, target)
+        updates.backward(loss, parts)
+        self.discriminator.requires_grad_(True)
+        updates.apply(optimizer, generator, GRADIENTS, clip=True)
+        return loss.detach(), {**parts, **d_parts}

@@ -1,4 +1,8 @@
-"""Datasets read from image files: every file is decoded once when the dataset is built.
+"""The base of dataset plugins whose images are files: every file is decoded once when the dataset is built.
+
+A plugin subclasses :class:`FileDataset` and passes ``super().__init__`` its :data:`Source` list
+(each image's name and files by role); everything else (skipping bad files, caching, downscaled
+copies, the deterministic crops of :class:`~sr_toolkit.data.patches.PatchDataset`) comes with it.
 
 That scan finds the unusable files up front (empty, truncated, not an image, too small for the
 patch, an input of the wrong size), so each is skipped with one warning naming it instead of
@@ -23,7 +27,7 @@ import torch
 from sr_toolkit.core.errors import DataError
 from sr_toolkit.core.imageio import read_image, to_uint8
 from sr_toolkit.core.resize import imresize_uint8
-from sr_toolkit_plugins.datasets._patches import PatchDataset, Split, logger
+from sr_toolkit.data.patches import PatchDataset, Split, logger
 
 Source = tuple[str, dict[str, Path]]
 """One image: its name and the files it is read from, by role ("target", and "input" when paired)."""

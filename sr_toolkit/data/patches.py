@@ -1,4 +1,20 @@
-"""What every dataset shares: which image and which crop an index gives, as a pure function of (seed, index).
+"""The base of dataset plugins: which image and which crop an index gives, as a pure function of (seed, index).
+
+A dataset plugin subclasses :class:`PatchDataset` (or :class:`~sr_toolkit.data.image_files.FileDataset`
+when its images are files), registers with ``@DATASETS.register("name")``, takes ``split``,
+``patch_size``, ``augment``, ``seed`` and ``scale`` (the recipe fills them in) and passes them to
+``super().__init__``. It implements three things, all free of randomness and of any state that
+changes while training:
+
+- ``__len__``: the number of images;
+- ``name(image_index)``: a stable name for image ``image_index`` (used in validation outputs);
+- ``images(image_index)``: that image as uint8 (3, H, W) tensors, ``{"target": ...}`` and, for paired
+  data, ``"input"`` at 1/``scale``; the same tensors on every call.
+
+It may set ``in_memory`` to True when ``images`` returns decoded images kept in memory (the engine
+then cuts batches on the training device). It must not override ``__getitem__``, ``batch`` or the
+draw: this base picks the image and the crop of every draw, so each crop is a pure function of
+(seed, draw number) and a resumed run sees exactly the batches the uninterrupted one would have.
 
 For ``split="train"`` an index is a draw number (0, 1, 2, ... without end): draw ``i`` takes image
 ``permutation(seed, i // len)[i % len]`` and its crop position and flips from a generator seeded by
@@ -47,7 +63,12 @@ def modcrop(image: torch.Tensor, scale: int) -> torch.Tensor:
 
 
 class PatchDataset(Dataset):
-    """Base of the dataset plugins: subclasses provide ``__len__``, :meth:`name` and :meth:`images`."""
+    """Base of the dataset plugins: subclasses provide ``__len__``, :meth:`name` and :meth:`images`
+    (see the module's docstring for the contract that keeps resumes bit-exact).
+
+    Raises ValueError for a split other than train/val, a scale below 1, a train split without a
+    ``patch_size`` or a ``patch_size`` that is not a positive multiple of ``scale``.
+    """
 
     def __init__(self, split: Split, patch_size: Optional[int], augment: bool, seed: int, scale: int) -> None:
         if split not in ("train", "val"):
