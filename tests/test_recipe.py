@@ -297,6 +297,8 @@ RULES_BETWEEN_KEYS = [
                           "e.g. degradation: [{type: downscale}] for upscaling")),
     (["loss=[]"], "loss: expected a non-empty list of loss specs, got []"),
     (["model.scale=2"], "model.scale: 2 conflicts with the recipe's scale: 4"),
+    (["model=!replace {type: vgg_discriminator}"],
+     "model: 'vgg_discriminator' is a discriminator, not an image-to-image model; it belongs under gan.discriminator"),
 ]
 
 

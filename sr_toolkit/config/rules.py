@@ -15,7 +15,8 @@ from typing import Any
 
 from sr_toolkit.config.recipe_schema import component_specs
 from sr_toolkit.core.errors import RecipeError
-from sr_toolkit.core.registry import DATASETS, LOSSES
+from sr_toolkit.core.model_contract import is_discriminator
+from sr_toolkit.core.registry import DATASETS, LOSSES, MODELS
 from sr_toolkit.training.gan import AdversarialLoss
 
 Recipe = Mapping[str, Any]
@@ -78,7 +79,16 @@ def check_inputs(recipe: Recipe, raw: Recipe) -> None:
                           "e.g. degradation: [{type: downscale}] for upscaling")
 
 
-RULES: tuple[Callable[[Recipe, Recipe], None], ...] = (check_scales, check_loss_terms, check_gan, check_inputs)
+def check_model_role(recipe: Recipe, raw: Recipe) -> None:
+    """``model:`` is the image-to-image network; a discriminator (its class declares
+    ``is_discriminator = True``) belongs under ``gan.discriminator``."""
+    if is_discriminator(MODELS.get(recipe["model"]["type"]).factory):
+        raise RecipeError(f"model: '{recipe['model']['type']}' is a discriminator, not an image-to-image model; "
+                          "it belongs under gan.discriminator")
+
+
+RULES: tuple[Callable[[Recipe, Recipe], None], ...] = (
+    check_model_role, check_scales, check_loss_terms, check_gan, check_inputs)
 """Every rule, in the order :func:`check_rules` applies them."""
 
 
