@@ -6,11 +6,9 @@ from typing import Optional
 
 from torch import Generator, Tensor
 
-from sr_toolkit.data.degrade import build_steps
 from sr_toolkit.core.registry import DEGRADATIONS
-
-from ._base import Degradation
-from ._sampling import categorical, permutation
+from sr_toolkit.data.degrade import Degradation, build_steps
+from sr_toolkit.data.sampling import categorical, permutation
 
 
 @DEGRADATIONS.register("random_order")

@@ -8,8 +8,7 @@ from torch import Generator, Tensor
 
 from sr_toolkit.core.registry import DEGRADATIONS
 from sr_toolkit.core.resize import MODES, Mode, imresize, imresize_8bit
-
-from ._base import Degradation
+from sr_toolkit.data.degrade import Degradation
 
 
 @DEGRADATIONS.register("downscale")

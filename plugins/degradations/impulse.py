@@ -9,9 +9,8 @@ from torch import Generator, Tensor
 
 from sr_toolkit.core.registry import DEGRADATIONS
 from sr_toolkit.core.typecheck import Range
-
-from ._base import Degradation
-from ._sampling import as_range, choose_pixels, per_image, uniform
+from sr_toolkit.data.degrade import Degradation
+from sr_toolkit.data.sampling import as_range, choose_pixels, per_image, uniform
 
 
 class ImpulseNoise(Degradation):

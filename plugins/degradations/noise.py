@@ -8,9 +8,8 @@ from torch import Generator, Tensor
 
 from sr_toolkit.core.registry import DEGRADATIONS
 from sr_toolkit.core.typecheck import Range
-
-from ._base import Degradation
-from ._sampling import as_range, normal, per_image
+from sr_toolkit.data.degrade import Degradation
+from sr_toolkit.data.sampling import as_range, normal, per_image
 
 
 @DEGRADATIONS.register("gaussian_noise")
