@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torch import Generator, Tensor
 
+from sr_toolkit.core.imageio import to_uint8
 from sr_toolkit.core.registry import DEGRADATIONS
 from sr_toolkit.core.typecheck import Range
 
@@ -36,6 +37,6 @@ class Jpeg(Degradation):
         if x.shape[1] not in (1, 3):
             raise ValueError(f"jpeg needs 1 or 3 channels, got {x.shape[1]}")
         qualities = torch.round(per_image(self.quality, x.shape[0], generator, x.device)).int().tolist()
-        images = torch.round(x.detach() * 255).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        images = to_uint8(x).permute(0, 2, 3, 1).cpu().numpy()
         decoded = np.stack([jpeg_round_trip(image, q) for image, q in zip(images, qualities)])
         return torch.from_numpy(decoded).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255

@@ -221,9 +221,22 @@ def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Pa
     )
 
 
+def round_levels(x: torch.Tensor, top: int = 255) -> torch.Tensor:
+    """Values in [0, 1] as the integer levels 0..``top`` of an image file, still floats in ``x``'s dtype:
+    clamped, scaled by ``top`` and rounded to the nearest level, exact halves to the even one
+    (``torch.round``). The one rounding rule of every image sr-toolkit writes or scores as written."""
+    return torch.round(x.clamp(0, 1) * top)
+
+
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Values in [0, 1] as uint8 0..255: clamped, scaled by 255 and rounded (as saving a PNG does)."""
-    return torch.round(x.detach().float().clamp(0, 1) * 255).to(torch.uint8)
+    """Values in [0, 1] as uint8 0..255, rounded by :func:`round_levels` (what :func:`save_image` writes)."""
+    return round_levels(x.detach().float()).to(torch.uint8)
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """Values in [0, 1] on the 256 levels of an 8-bit image, as floats in ``x``'s dtype: what reading
+    back the PNG :func:`save_image` writes gives (rounded by :func:`round_levels`)."""
+    return round_levels(x) / 255
 
 
 def save_image(x: torch.Tensor, path: str | os.PathLike[str], *, quality: int = 95) -> None:

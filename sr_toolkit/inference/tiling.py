@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sr_toolkit.core.imageio import round_levels
+
 FALLBACK_OVERLAP = 32
 """Overlap for models that do not declare a ``halo`` (third-party plugins); a warning says it is a guess."""
 MIN_AUTO_TILE = 16
@@ -213,9 +215,8 @@ def _run(model: nn.Module, crop: Tensor, scale: int, multiple: int) -> Tensor:
 
 
 def cast_pixels(values: Tensor, dtype: torch.dtype) -> Tensor:
-    """``values`` as ``dtype``; integer dtypes get [0, 1] clamped, mapped to 0..max and rounded
-    (for uint8 exactly :func:`sr_toolkit.core.imageio.to_uint8`)."""
+    """``values`` as ``dtype``; integer dtypes get [0, 1] mapped to 0..max by
+    :func:`sr_toolkit.core.imageio.round_levels` (for uint8 exactly :func:`sr_toolkit.core.imageio.to_uint8`)."""
     if dtype.is_floating_point:
         return values.to(dtype)
-    top = torch.iinfo(dtype).max
-    return torch.round(values.float().clamp(0, 1) * top).to(dtype)
+    return round_levels(values.float(), torch.iinfo(dtype).max).to(dtype)
