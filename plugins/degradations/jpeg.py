@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch import Generator, Tensor
 
-from sr_toolkit.core.imageio import to_uint8
+from sr_toolkit.core.imageio import pil_image, to_uint8
 from sr_toolkit.core.registry import DEGRADATIONS
 from sr_toolkit.core.typecheck import Range
 
@@ -21,7 +21,7 @@ from ._sampling import as_range, per_image
 def jpeg_round_trip(image: np.ndarray, quality: int) -> np.ndarray:
     """Encode an (H, W, C) uint8 array as JPEG in memory (Pillow, libjpeg) and decode it again."""
     buffer = io.BytesIO()
-    Image.fromarray(image.squeeze(2) if image.shape[2] == 1 else image).save(buffer, "JPEG", quality=quality)
+    pil_image(image).save(buffer, "JPEG", quality=quality)
     decoded = np.asarray(Image.open(buffer))
     return decoded[:, :, None] if decoded.ndim == 2 else decoded
 

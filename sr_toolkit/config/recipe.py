@@ -21,6 +21,7 @@ from sr_toolkit.core.errors import RecipeError
 from sr_toolkit.core.registry import DATASETS, DEGRADATIONS, LOSSES, MODELS, Registry, parameters
 from sr_toolkit.training.schedule import duration_problem
 from sr_toolkit.config.schema import Component, ComponentList, Field, Section, at_least
+from sr_toolkit.evaluation.scoring import validation_metrics_problem
 
 
 class RecipeLoader(yaml.SafeLoader):
@@ -124,6 +125,8 @@ RECIPE_SCHEMA = Section(
         ),
         "validation": Section(
             {
+                # registered metric names (python -m sr_toolkit list metrics); psnr picks the best model
+                "metrics": Field(list[str], ["psnr", "ssim"], check=validation_metrics_problem),
                 "y_channel": Field(bool, True),  # PSNR/SSIM on BT.601 Y, as SR papers report
                 "crop_border": Field(Optional[int], None, check=at_least(0)),  # default: the scale
                 "max_images": Field(Optional[int], None, check=at_least(1)),

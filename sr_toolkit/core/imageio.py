@@ -239,6 +239,17 @@ def quantize(x: torch.Tensor) -> torch.Tensor:
     return round_levels(x) / 255
 
 
+def pil_image(pixels: np.ndarray) -> Image.Image:
+    """(H, W, C) uint8 pixels, or uint16 with C = 1, as a PIL image: L, LA, RGB, RGBA or I;16 by C and dtype."""
+    return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+
+
+def to_pil(x: torch.Tensor) -> Image.Image:
+    """A (C, H, W) tensor in [0, 1] (C = 1 to 4) as an 8-bit PIL image (:func:`pil_image`), rounded by
+    :func:`round_levels`; the inverse of :func:`from_pil` for 8-bit images."""
+    return pil_image(to_uint8(x).permute(1, 2, 0).cpu().numpy())
+
+
 def save_image(x: torch.Tensor, path: str | os.PathLike[str], *, quality: int = 95) -> None:
     """Write a (C, H, W) tensor in [0, 1] with 1, 3 or 4 channels; the suffix picks the format.
 
@@ -255,7 +266,6 @@ def save_image(x: torch.Tensor, path: str | os.PathLike[str], *, quality: int = 
     image_format = Image.registered_extensions()[suffix]
     if image_format == "JPEG" and x.shape[0] == 4:
         raise ValueError(f"{path}: JPEG cannot store an alpha channel; save as .png")
-    values = to_uint8(x).permute(1, 2, 0).cpu().numpy()
-    image = Image.fromarray(values[..., 0] if values.shape[2] == 1 else values)
+    image = to_pil(x)
     with atomic_path(path) as temporary:
         image.save(temporary, format=image_format, quality=quality)
