@@ -20,7 +20,8 @@ from sr_toolkit.evaluation import evaluate
 from sr_toolkit.evaluation import metrics
 
 from sr_toolkit.training import validation
-from sr_toolkit.evaluation.evaluate import Evaluation, Settings, find_pairs, image_seed, model_names
+from sr_toolkit.evaluation.evaluate import Evaluation, Settings, model_names
+from sr_toolkit.evaluation.inputs import find_pairs, image_seed
 from sr_toolkit.commands import eval as eval_cli
 from sr_toolkit.core.model_file import save_model
 from sr_toolkit.core.registry import DEGRADATIONS, MODELS

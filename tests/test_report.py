@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 from skimage import data
 
-from sr_toolkit.evaluation.evaluate import Evaluation, Sample, Settings
+from sr_toolkit.evaluation.evaluate import Evaluation, Settings
+from sr_toolkit.evaluation.scoring import Sample
 from sr_toolkit.core.model_file import save_model
 from sr_toolkit.core.registry import MODELS
 from sr_toolkit.evaluation.report import ReportWriter, comparison_grid, panels, render_html, results_table, zoom_region

@@ -16,7 +16,7 @@ from rich.console import Console
 from skimage import data
 
 from sr_toolkit.evaluation import metrics
-from sr_toolkit.evaluation.evaluate import Sample
+from sr_toolkit.evaluation.scoring import Sample
 from sr_toolkit.core.imageio import to_uint8
 from sr_toolkit.evaluation.report import GAP, LABEL_HEIGHT, zoom_region
 from sr_toolkit.training.validation import MODEL, ValidationResult, baseline, validate
@@ -27,7 +27,8 @@ TITLE = "resnet_x4: validation after 12000 steps"
 
 def recipe(task: str = "upscale", scale: int = 4, y_channel: bool = True) -> dict:
     return {"task": task, "scale": scale, "seed": 0,
-            "validation": {"y_channel": y_channel, "crop_border": scale, "max_images": None, "samples": 1}}
+            "validation": {"metrics": ["psnr", "ssim"], "y_channel": y_channel, "crop_border": scale,
+                           "max_images": None, "samples": 1}}
 
 
 def degrade(task: str, scale: int):

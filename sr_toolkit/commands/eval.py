@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sr_toolkit.commands.exit_codes import OK, exit_status
-from sr_toolkit.evaluation.evaluate import IDENTITY, INTERPOLATIONS, METRIC_NAMES, Evaluation, Settings
+from sr_toolkit.core.discovery import import_plugins
+from sr_toolkit.evaluation.evaluate import IDENTITY, INTERPOLATIONS, Evaluation, Settings
 from sr_toolkit.evaluation.report import ReportWriter, results_table
 
 
@@ -34,7 +35,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="model.safetensors files written by tools/train.py")
     add("--baselines", nargs="*", choices=[*INTERPOLATIONS, IDENTITY],
         help="default: bicubic (scale > 1) or input (scale 1); none when given without names")
-    add("--metrics", nargs="+", default=["psnr", "ssim"], choices=METRIC_NAMES, help="default: psnr ssim")
+    add("--metrics", nargs="+", default=["psnr", "ssim"], metavar="NAME",
+        help="registered metrics (python -m sr_toolkit list metrics; first-party: psnr ssim ms_ssim mse lpips); "
+             "default: psnr ssim")
+    add("--plugins", nargs="+", default=[], metavar="PLUGIN",
+        help="plugin modules or .py files to import first, e.g. one that registers a metric")
     add("--y-channel", action="store_true", help="score BT.601 luma (as SR papers do) instead of RGB")
     add("--crop-border", type=int, metavar="N",
         help="pixels shaved from each side before scoring (default: the scale)")
@@ -63,6 +68,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
+    import_plugins(args.plugins)
     evaluation = Evaluation(settings_from(args))
     writer = ReportWriter(args.out, images=not args.no_images)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

@@ -20,6 +20,7 @@ from typing import Any, Literal, Optional, Union
 from sr_toolkit.core.errors import RecipeError
 from sr_toolkit.core.registry import DATASETS, DEGRADATIONS, LOSSES, MODELS, Registry, closest, parameters
 from sr_toolkit.core.typecheck import describe, matches
+from sr_toolkit.evaluation.scoring import validation_metrics_problem
 from sr_toolkit.training.optimizers import OPTIMIZERS, optimizers_reading
 from sr_toolkit.training.schedule import duration_problem
 
@@ -293,6 +294,8 @@ RECIPE_SCHEMA = Section(
         ),
         "validation": Section(
             {
+                "metrics": Field(list[str], ["psnr", "ssim"], check=validation_metrics_problem,
+                                 doc="registered metric names (sr-toolkit list metrics); psnr picks the best model"),
                 "y_channel": Field(bool, True, doc="PSNR/SSIM on BT.601 Y, as SR papers report"),
                 "crop_border": Field(Optional[int], None, check=at_least(0), doc="default: the scale"),
                 "max_images": Field(Optional[int], None, check=at_least(1)),

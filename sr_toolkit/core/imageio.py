@@ -221,9 +221,33 @@ def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Pa
     )
 
 
+def round_levels(x: torch.Tensor, top: int = 255) -> torch.Tensor:
+    """Values in [0, 1] as the integer levels 0..``top`` of an image file, still floats in ``x``'s dtype:
+    clamped, scaled by ``top`` and rounded to the nearest level, exact halves to the even one
+    (``torch.round``). The one rounding rule of every image sr-toolkit writes or scores as written."""
+    return torch.round(x.clamp(0, 1) * top)
+
+
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Values in [0, 1] as uint8 0..255: clamped, scaled by 255 and rounded (as saving a PNG does)."""
-    return torch.round(x.detach().float().clamp(0, 1) * 255).to(torch.uint8)
+    """Values in [0, 1] as uint8 0..255, rounded by :func:`round_levels` (what :func:`save_image` writes)."""
+    return round_levels(x.detach().float()).to(torch.uint8)
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """Values in [0, 1] on the 256 levels of an 8-bit image, as floats in ``x``'s dtype: what reading
+    back the PNG :func:`save_image` writes gives (rounded by :func:`round_levels`)."""
+    return round_levels(x) / 255
+
+
+def pil_image(pixels: np.ndarray) -> Image.Image:
+    """(H, W, C) uint8 pixels, or uint16 with C = 1, as a PIL image: L, LA, RGB, RGBA or I;16 by C and dtype."""
+    return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+
+
+def to_pil(x: torch.Tensor) -> Image.Image:
+    """A (C, H, W) tensor in [0, 1] (C = 1 to 4) as an 8-bit PIL image (:func:`pil_image`), rounded by
+    :func:`round_levels`; the inverse of :func:`from_pil` for 8-bit images."""
+    return pil_image(to_uint8(x).permute(1, 2, 0).cpu().numpy())
 
 
 def save_image(x: torch.Tensor, path: str | os.PathLike[str], *, quality: int = 95) -> None:
@@ -242,7 +266,6 @@ def save_image(x: torch.Tensor, path: str | os.PathLike[str], *, quality: int = 
     image_format = Image.registered_extensions()[suffix]
     if image_format == "JPEG" and x.shape[0] == 4:
         raise ValueError(f"{path}: JPEG cannot store an alpha channel; save as .png")
-    values = to_uint8(x).permute(1, 2, 0).cpu().numpy()
-    image = Image.fromarray(values[..., 0] if values.shape[2] == 1 else values)
+    image = to_pil(x)
     with atomic_path(path) as temporary:
         image.save(temporary, format=image_format, quality=quality)

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sr_toolkit.core.imageio import to_uint8
+
 Mode = Literal["bicubic", "bilinear", "nearest", "area"]
 MODES: tuple[str, ...] = ("bicubic", "bilinear", "nearest", "area")
 
@@ -137,8 +139,10 @@ def imresize(
     return rows @ x @ cols.T
 
 
-def _round_to_uint8(x: Tensor) -> Tensor:
-    """MATLAB's conversion to uint8: round half away from zero, saturate at 0 and 255."""
+def matlab_uint8(x: Tensor) -> Tensor:
+    """MATLAB's conversion of non-negative doubles to uint8, as floats: round half away from zero,
+    saturate at 0 and 255. Only for reproducing MATLAB's own arithmetic (``imresize`` between passes,
+    ``rgb2ycbcr``); images are rounded to 8 bits by :func:`sr_toolkit.core.imageio.round_levels`."""
     return torch.floor(x + 0.5).clamp(0, 255)
 
 
@@ -165,13 +169,13 @@ def imresize_uint8(
     height, width = x.shape[-2:]
     (out_h, out_w), (scale_h, scale_w) = _output_sizes((height, width), scale, size)
     if mode == "area":
-        return _round_to_uint8(imresize(values, size=(out_h, out_w), mode="area")).to(device, torch.uint8)
+        return matlab_uint8(imresize(values, size=(out_h, out_w), mode="area")).to(device, torch.uint8)
     rows = _cached_weights(height, out_h, scale_h, mode, antialias).to(values.device)
     cols = _cached_weights(width, out_w, scale_w, mode, antialias).to(values.device)
     if scale_h <= scale_w:
-        values = _round_to_uint8(_round_to_uint8(rows @ values) @ cols.T)
+        values = matlab_uint8(matlab_uint8(rows @ values) @ cols.T)
     else:
-        values = _round_to_uint8(rows @ _round_to_uint8(values @ cols.T))
+        values = matlab_uint8(rows @ matlab_uint8(values @ cols.T))
     return values.to(device, torch.uint8)
 
 
@@ -181,15 +185,16 @@ def imresize_8bit(
 ) -> Tensor:
     """Float images (..., H, W) in [0, 1] resized as MATLAB resizes their 8-bit version.
 
-    ``x`` is first rounded to the 256 levels of a uint8 image (clamped, half away from zero, as
-    MATLAB's ``im2uint8``; exact for values already on that grid, such as a decoded 8-bit file),
-    then resized by :func:`imresize_uint8`. Returns floats in [0, 1] on the 8-bit grid, in ``x``'s
-    dtype: ``imresize(im2uint8(x), ...)`` divided by 255. The interpolation baselines of evaluation
-    and validation, evaluation's LR inputs, and the ``downscale`` degradation with ``quantize``.
+    ``x`` is first rounded to the 256 levels of a uint8 image as a saved image is
+    (:func:`sr_toolkit.core.imageio.to_uint8`; MATLAB's ``im2uint8`` gives the same for values already
+    on that grid, such as a decoded 8-bit file), then resized by :func:`imresize_uint8`. Returns floats
+    in [0, 1] on the 8-bit grid, in ``x``'s dtype: ``imresize(im2uint8(x), ...)`` divided by 255.
+    The interpolation baselines of evaluation and validation, evaluation's LR inputs, and the
+    ``downscale`` degradation with ``quantize``.
     """
     if not torch.is_floating_point(x):
         raise ValueError(f"imresize_8bit expects a float tensor in [0, 1], got {x.dtype}")
-    levels = _round_to_uint8(x.detach() * 255).to(torch.uint8)
+    levels = to_uint8(x)
     return imresize_uint8(levels, scale=scale, size=size, mode=mode, antialias=antialias).to(x.dtype) / 255
 
 

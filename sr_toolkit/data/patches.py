@@ -42,6 +42,8 @@ from typing import Literal, Optional
 import torch
 from torch.utils.data import Dataset
 
+from sr_toolkit.core.resize import modcrop
+
 logger = logging.getLogger("sr_toolkit")
 
 Split = Literal["train", "val"]
@@ -54,12 +56,6 @@ def seeded_generator(seed: int, purpose: str, number: int) -> torch.Generator:
     """A generator whose state depends only on (seed, purpose, number)."""
     digest = hashlib.blake2b(f"{seed}/{purpose}/{number}".encode(), digest_size=8).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
-
-
-def modcrop(image: torch.Tensor, scale: int) -> torch.Tensor:
-    """The top-left part of (C, H, W) ``image`` whose height and width are multiples of ``scale``."""
-    height, width = image.shape[-2:]
-    return image[..., : height - height % scale, : width - width % scale]
 
 
 class PatchDataset(Dataset):

@@ -10,51 +10,44 @@ Everything follows the conventions of SR papers, so the numbers compare with pub
 - Inputs and the outputs of every method are rounded to 8 bits, as saved images are.
 - PSNR, SSIM, MS-SSIM and MSE are computed on RGB, or with ``y_channel`` on BT.601 luma rounded
   as MATLAB's ``rgb2ycbcr`` rounds it, after shaving ``crop_border`` pixels (default: the scale).
-  LPIPS is computed on RGB after the same crop.
+  LPIPS is computed on RGB after the same crop. Any metric registered in ``METRICS`` can be named
+  (:mod:`sr_toolkit.evaluation.scoring` says what a metric plugin declares).
 - A grayscale image is scored on its own values: models get it as three equal channels, and the
   mean of their three output channels, rounded to 8 bits (a grayscale PNG), is scored.
+
+This module resolves the settings and runs the models; :mod:`~sr_toolkit.evaluation.inputs` pairs the
+images with their inputs, :mod:`~sr_toolkit.evaluation.baselines` makes the baselines,
+:mod:`~sr_toolkit.evaluation.scoring` builds the metrics and holds the results, and
+:mod:`~sr_toolkit.evaluation.report` writes them.
 """
 
 from __future__ import annotations
 
 import math
-import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from sr_toolkit.evaluation import metrics
-
-from sr_toolkit.data import pairing
-from sr_toolkit.data.degrade import build_pipeline
-from sr_toolkit.core.errors import DataError, SrToolkitError, first_line
-from sr_toolkit.core.imageio import match_channels, read_image
-from sr_toolkit.inference.upscaling import is_out_of_memory
 from sr_toolkit.core.model_contract import contract_of
-from sr_toolkit.core.model_file import load_model
 from sr_toolkit.config.recipe import load_recipe
-from sr_toolkit.core.resize import imresize_8bit, modcrop
+from sr_toolkit.core.errors import first_line
+from sr_toolkit.core.imageio import match_channels, quantize
+from sr_toolkit.core.model_file import load_model
+from sr_toolkit.evaluation.baselines import (IDENTITY, INTERPOLATIONS, available_baselines, baseline_output,
+                                             default_baseline)
+from sr_toolkit.evaluation.inputs import EvaluationError, find_pairs, load_pair
+from sr_toolkit.evaluation.scoring import Column, Results, Sample, build_columns, too_small_note
 from sr_toolkit.inference.tiling import auto_tile, forward_tiled
-from sr_toolkit.core.weights import WeightsUnavailableError
+from sr_toolkit.inference.upscaling import is_out_of_memory
 
-INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
-"""Upscaling baselines: MATLAB's ``imresize`` of the 8-bit input, bit for bit (rounded to uint8 after
-each pass: :func:`sr_toolkit.core.resize.imresize_8bit`)."""
-IDENTITY = "input"
-"""The restoration baseline: the degraded input itself."""
-METRIC_NAMES = ("psnr", "ssim", "ms_ssim", "lpips", "mse")
 AUTO_TILE_PIXELS = 2048 * 2048
 """Models run in tiles when their output would have more pixels than this."""
 AUTO_TILE = 256
 """The tile side (input pixels) used when tiling is automatic."""
-
-
-class EvaluationError(SrToolkitError):
-    """Evaluation settings that contradict each other or the model files."""
 
 
 @dataclass(frozen=True)
@@ -75,102 +68,6 @@ class Settings:
     lpips_net: str = "alex"
     lpips_weights: Path | None = None
     device: str = "auto"
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One score column: how to compute it on a pair of (1, C, H, W) images and how to show it."""
-
-    name: str
-    label: str
-    higher_is_better: bool
-    compute: Callable[[Tensor, Tensor], float | None]
-
-
-@dataclass
-class Sample:
-    """One evaluated image: its input, the output of every method and the clean target, (C, H, W)."""
-
-    name: str
-    input: Tensor
-    target: Tensor
-    outputs: dict[str, Tensor]
-    models: tuple[str, ...]
-
-
-@dataclass
-class Results:
-    """Scores per method and image (None where a metric does not apply), with settings and notes."""
-
-    settings: dict[str, Any]
-    metrics: list[Metric]
-    baselines: list[str]
-    models: list[str]
-    scores: dict[str, dict[str, dict[str, float | None]]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def methods(self) -> list[str]:
-        """Baselines first, then models, in the order given."""
-        return [*self.baselines, *self.models]
-
-    def mean(self, method: str) -> dict[str, float | None]:
-        """Mean of each metric over the images where it has a value (None where it has none)."""
-        means: dict[str, float | None] = {}
-        for metric in self.metrics:
-            values = [v[metric.name] for v in self.scores[method].values() if v[metric.name] is not None]
-            means[metric.name] = math.fsum(values) / len(values) if values else None
-        return means
-
-    def as_dict(self) -> dict[str, Any]:
-        """The results.json document; infinite values (identical images) become null."""
-        methods = {
-            method: {
-                "mean": _finite(self.mean(method)),
-                "images": {image: _finite(values) for image, values in self.scores[method].items()},
-            }
-            for method in self.methods
-        }
-        return {"settings": self.settings, "notes": self.notes, "methods": methods}
-
-
-def _finite(values: dict[str, float | None]) -> dict[str, float | None]:
-    return {key: value if value is not None and math.isfinite(value) else None
-            for key, value in values.items()}
-
-
-# --- images and inputs ----------------------------------------------------------------------
-
-
-def find_pairs(data: Path, scale: int, lr: Path | None = None) -> list[tuple[str, Path, Path | None]]:
-    """(name, clean image, LR image or None) for every clean image under ``data``, sorted by name
-    (its path under ``data``). LR files are matched by :mod:`sr_toolkit.data.pairing`'s rule; LR files
-    that match no image are ignored. Raises DataError for an empty ``data``, an ambiguous name or an
-    image without an LR file."""
-    targets = pairing.images(data, "target")
-    if not targets:
-        raise DataError(f"{data}: no images found (png, jpg, bmp, tif or webp files)")
-    if lr is None:
-        return [(name, path, None) for name, path in targets.items()]
-    found = pairing.pair(pairing.images(lr, "input"), targets, scale)
-    if found.ambiguous:
-        raise DataError(str(found.ambiguous[0]))
-    if found.lone_targets:
-        path = found.lone_targets[0]
-        key = pairing.match_key(path.relative_to(data).as_posix())
-        raise DataError(f"{path}: no input image named like '{key}' in {lr}")
-    return list(found.pairs)
-
-
-def matlab_bicubic_input(target: Tensor, scale: int) -> Tensor:
-    """MATLAB's ``imresize(im2uint8(target), 1/scale, 'bicubic')`` as floats in [0, 1], (C, h, w)."""
-    return imresize_8bit(target, scale=1 / scale)
-
-
-def image_seed(seed: int, name: str) -> int:
-    """The generator seed of one image's degradation, ``crc32("<seed>/<name>")``: the image gets the
-    same input whatever else the folder holds (32 bits: CPU generators ignore higher ones)."""
-    return zlib.crc32(f"{seed}/{name}".encode())
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -215,56 +112,6 @@ def run_model(model: torch.nn.Module, x: Tensor, scale: int, tile: int | None = 
     return output.float(), tile is not None
 
 
-# --- metrics --------------------------------------------------------------------------------
-
-
-def build_metrics(settings: Settings, crop: int, device: torch.device, notes: list[str]) -> list[Metric]:
-    """The requested metrics; LPIPS is left out, with a note, when its weights are unavailable."""
-    unknown = [name for name in settings.metrics if name not in METRIC_NAMES]
-    if unknown:
-        raise EvaluationError(f"metrics: unknown {', '.join(unknown)}; choose from {', '.join(METRIC_NAMES)}")
-    options = {"y_channel": settings.y_channel, "crop_border": crop}
-    luma = "-Y" if settings.y_channel else ""
-
-    def per_image(function: Callable[..., Tensor]) -> Callable[[Tensor, Tensor], float]:
-        return lambda output, target: function(output, target, **options).item()
-
-    def ms_ssim(output: Tensor, target: Tensor) -> float | None:
-        if min(target.shape[-2:]) - 2 * crop < metrics.MS_SSIM_MIN_SIDE:
-            return None
-        return per_image(metrics.ms_ssim)(output, target)
-
-    fidelity = {
-        "psnr": Metric("psnr", f"PSNR{luma} (dB)", True, per_image(metrics.psnr)),
-        "ssim": Metric("ssim", f"SSIM{luma}", True, per_image(metrics.ssim)),
-        "ms_ssim": Metric("ms_ssim", f"MS-SSIM{luma}", True, ms_ssim),
-        "mse": Metric("mse", f"MSE{luma} [0,1]", False, per_image(metrics.mse)),
-    }
-    built = []
-    for name in dict.fromkeys(settings.metrics):
-        if name != "lpips":
-            built.append(fidelity[name])
-            continue
-        try:
-            built.append(lpips_metric(settings, crop, device))
-        except WeightsUnavailableError as exc:
-            notes.append(f"lpips: column skipped (give the backbone weights with --lpips-weights FILE): "
-                         f"{exc}")
-    return built
-
-
-def lpips_metric(settings: Settings, crop: int, device: torch.device) -> Metric:
-    """LPIPS on RGB after the border crop; raises WeightsUnavailableError without the backbone."""
-    model = metrics.build_lpips(settings.lpips_net, weights_path=settings.lpips_weights).to(device)
-
-    def compute(output: Tensor, target: Tensor) -> float:
-        pair = [metrics.shave(x, crop) for x in (output, target)]
-        return metrics.lpips_distance(*pair, model).item()
-
-    label = "LPIPS" if settings.lpips_net == "alex" else f"LPIPS-{settings.lpips_net}"
-    return Metric("lpips", label, False, compute)
-
-
 # --- the evaluation -------------------------------------------------------------------------
 
 
@@ -299,11 +146,20 @@ class Evaluation:
         if not self.baselines and not self.models:
             raise EvaluationError("nothing to evaluate: give --models, --baselines or both")
         notes: list[str] = []
-        self.metrics = build_metrics(settings, self.crop, self.device, notes)
+        self.metrics = self._build_metrics(notes)
         self.results = Results(self._describe(), self.metrics, list(self.baselines), list(self.models),
                                {name: {} for name in (*self.baselines, *self.models)}, notes)
-        self._too_small: list[str] = []  # images MS-SSIM could not score
+        self._too_small: dict[str, list[str]] = {metric.name: [] for metric in self.metrics}
         self._tiled: list[str] = []
+
+    def _build_metrics(self, notes: list[str]) -> list[Column]:
+        """The registered metrics ``settings.metrics`` names; LPIPS with ``--lpips-net`` and ``--lpips-weights``."""
+        settings = self.settings
+        weights = None if settings.lpips_weights is None else str(settings.lpips_weights)
+        return build_columns(settings.metrics, settings.y_channel, self.crop, notes,
+                             options={"lpips": {"net": settings.lpips_net, "weights_path": weights}},
+                             hints={"lpips": "give the backbone weights with --lpips-weights FILE"},
+                             device=self.device)
 
     def _load_models(self) -> dict[str, torch.nn.Module]:
         paths = tuple(Path(p) for p in self.settings.models)
@@ -361,10 +217,10 @@ class Evaluation:
         return specs[0]
 
     def _resolve_baselines(self) -> tuple[str, ...]:
-        allowed = (IDENTITY,) if self.scale == 1 else INTERPOLATIONS
+        allowed = available_baselines(self.scale)
         chosen = self.settings.baselines
         if chosen is None:
-            chosen = (IDENTITY,) if self.scale == 1 else ("bicubic",)
+            chosen = (default_baseline(self.scale),)
         wrong = [name for name in chosen if name not in allowed]
         if wrong:
             raise EvaluationError(f"baselines: {', '.join(wrong)} not available at scale {self.scale}; "
@@ -407,35 +263,13 @@ class Evaluation:
 
     def load(self, name: str, path: Path, lr_path: Path | None) -> tuple[Tensor, Tensor]:
         """The (clean target, input) of one image, (C, H, W) and (C, h, w) in [0, 1]."""
-        target = read_image(path, mode="keep")
-        if lr_path is not None:
-            inputs = read_image(lr_path, mode="keep")
-            height, width = (side * self.scale for side in inputs.shape[-2:])
-            extra_h, extra_w = target.shape[-2] - height, target.shape[-1] - width
-            if not (0 <= extra_h < self.scale and 0 <= extra_w < self.scale):
-                raise DataError(f"{lr_path}: {inputs.shape[-2]}x{inputs.shape[-1]} does not fit {path.name} "
-                                f"({target.shape[-2]}x{target.shape[-1]}) at scale {self.scale}")
-            return target[..., :height, :width], inputs
-        target = modcrop(target, self.scale)
-        if self.degradation is None:
-            return target, matlab_bicubic_input(target, self.scale)
-        generator = torch.Generator().manual_seed(image_seed(self.settings.seed, name))
-        degraded = build_pipeline(self.degradation)(match_channels(target, 3)[None], generator)[0]
-        expected = tuple(side // self.scale for side in target.shape[-2:])
-        if tuple(degraded.shape[-2:]) != expected:
-            raise EvaluationError(
-                f"the degradation makes a {degraded.shape[-2]}x{degraded.shape[-1]} input from {name} "
-                f"({target.shape[-2]}x{target.shape[-1]}); at scale {self.scale} it should be "
-                f"{expected[0]}x{expected[1]}"
-            )
-        return target, metrics.quantize(degraded)
+        return load_pair(name, path, lr_path, self.scale, self.degradation, self.settings.seed)
 
     def outputs(self, name: str, inputs: Tensor, channels: int) -> dict[str, Tensor]:
         """Every method's 8-bit output for one input, with ``channels`` channels (the target's)."""
         results: dict[str, Tensor] = {}
         for baseline in self.baselines:
-            results[baseline] = (inputs if baseline == IDENTITY
-                                 else imresize_8bit(inputs, scale=self.scale, mode=baseline))
+            results[baseline] = baseline_output(baseline, inputs, self.scale)
         batch = match_channels(inputs, 3)[None]
         for model_name, model in self.models.items():
             try:
@@ -447,7 +281,7 @@ class Evaluation:
             if tiled and name not in self._tiled:
                 self._tiled.append(name)
             results[model_name] = output[0].cpu()
-        return {method: metrics.quantize(match_channels(metrics.quantize(output), channels))
+        return {method: quantize(match_channels(quantize(output), channels))
                 for method, output in results.items()}
 
     def score(self, name: str, output: Tensor, target: Tensor) -> dict[str, float | None]:
@@ -455,11 +289,11 @@ class Evaluation:
         values: dict[str, float | None] = {}
         for metric in self.metrics:
             try:
-                values[metric.name] = metric.compute(output[None], target[None])
+                values[metric.name] = metric.score(output[None], target[None])
             except ValueError as exc:
                 raise EvaluationError(f"{name}: {metric.name}: {exc}") from exc
-            if values[metric.name] is None and name not in self._too_small:
-                self._too_small.append(name)
+            if values[metric.name] is None and name not in self._too_small[metric.name]:
+                self._too_small[metric.name].append(name)
         return values
 
     def samples(self) -> Iterator[Sample]:
@@ -479,12 +313,8 @@ class Evaluation:
         return self.results
 
     def _closing_notes(self) -> list[str]:
-        notes = []
-        if self._too_small:
-            rest = "its mean covers the other images" if len(self._too_small) < len(self.pairs) else "no mean"
-            notes.append(f"ms_ssim: not computed for {len(self._too_small)} of {len(self.pairs)} images "
-                         f"whose shorter side (after crop_border) is under {metrics.MS_SSIM_MIN_SIDE} px: "
-                         f"{', '.join(self._too_small)}; {rest}")
+        notes = [too_small_note(metric, self._too_small[metric.name], len(self.pairs))
+                 for metric in self.metrics if self._too_small[metric.name]]
         for metric in self.metrics:
             infinite = sorted({image for method in self.results.methods
                                for image, values in self.results.scores[method].items()

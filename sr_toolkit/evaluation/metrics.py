@@ -2,9 +2,10 @@
 
 Every function takes batches ``(N, C, H, W)`` of floats in [0, 1] with C = 1 or 3, on any device,
 and returns one value per image, shape ``(N,)``. By default the inputs are first rounded to 8-bit
-levels, as saving a PNG does, so a score matches the one measured on the saved files. PSNR and SSIM
-follow the MATLAB conventions of the literature: luma by ``rgb2ycbcr`` on 8-bit images (rounded),
-SSIM of Wang et al. (2004) with an 11x11 Gaussian window (sigma 1.5) and 'valid' filtering.
+levels as a saved PNG holds them (:func:`sr_toolkit.core.imageio.quantize`), so a score matches
+the one measured on the saved files. PSNR and SSIM follow the MATLAB conventions of the literature:
+luma by ``rgb2ycbcr`` on 8-bit images (rounded as MATLAB rounds), SSIM of Wang et al. (2004) with
+an 11x11 Gaussian window (sigma 1.5) and 'valid' filtering.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import pytorch_msssim
 import torch
 import torch.nn.functional as F
 
+from sr_toolkit.core.imageio import quantize as quantize  # re-exported: the rounding every score applies
+from sr_toolkit.core.resize import matlab_uint8
 from sr_toolkit.core.weights import WeightsChoice, backbone_state_dict
 
 SSIM_WINDOW = 11
@@ -29,11 +32,6 @@ MS_SSIM_MIN_SIDE = (SSIM_WINDOW - 1) * 2 ** (MS_SSIM_LEVELS - 1) + 1
 
 LpipsNet = Literal["alex", "vgg", "squeeze"]
 _LPIPS_BACKBONES = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
-
-
-def _round_half_up(x: torch.Tensor) -> torch.Tensor:
-    """Round non-negative values to integers, halves up, as MATLAB and 8-bit conversions do."""
-    return torch.floor(x + 0.5)
 
 
 def _check_images(x: torch.Tensor, name: str) -> None:
@@ -57,11 +55,6 @@ def _float64(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.float64)
 
 
-def quantize(x: torch.Tensor) -> torch.Tensor:
-    """Round values in [0, 1] to the 256 levels of an 8-bit image, as saving a PNG does."""
-    return _round_half_up(x.clamp(0, 1) * 255) / 255
-
-
 def rgb_to_y(x: torch.Tensor, round_result: bool = True) -> torch.Tensor:
     """BT.601 luma of RGB images as MATLAB's ``rgb2ycbcr`` gives it, scaled back to [0, 1] units.
 
@@ -77,7 +70,7 @@ def rgb_to_y(x: torch.Tensor, round_result: bool = True) -> torch.Tensor:
     weights = rgb.new_tensor([65481.0, 128553.0, 24966.0]).view(1, 3, 1, 1)
     y = 16 + (rgb * weights).sum(dim=1, keepdim=True) / 255000
     if round_result:
-        y = _round_half_up(y)
+        y = matlab_uint8(y)
     return (y / 255).to(device=x.device, dtype=x.dtype)
 
 

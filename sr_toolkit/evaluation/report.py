@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import html
+import importlib.resources
 import json
 import math
 import re
@@ -21,11 +22,14 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
+from rich.cells import cell_len
 from rich.table import Table
+from rich.text import Text
 from torch import Tensor
 
-from sr_toolkit.evaluation.evaluate import IDENTITY, Metric, Results, Sample
-from sr_toolkit.core.imageio import match_channels, save_image, to_uint8
+from sr_toolkit.core.imageio import match_channels, save_image, to_pil
+from sr_toolkit.evaluation.baselines import IDENTITY
+from sr_toolkit.evaluation.scoring import Column, Results, Sample
 
 Scores = dict[str, dict[str, Optional[float]]]
 """Method -> metric -> value."""
@@ -53,17 +57,16 @@ class Cell:
         return f"[bold]{self.text}[/bold]" if self.best else self.text
 
 
-def format_value(metric: Metric, value: float | None) -> str:
-    """A score as the table shows it: dB with 2 decimals, MSE with 6, the rest with 4."""
+def format_value(metric: Column, value: float | None) -> str:
+    """A score as the table shows it, with the metric's declared digits (dB with 2, MSE with 6, most 4)."""
     if value is None:
         return "n/a"
     if math.isinf(value):
         return "inf"
-    digits = {"psnr": 2, "mse": 6}.get(metric.name, 4)
-    return f"{value:.{digits}f}"
+    return f"{value:.{metric.digits}f}"
 
 
-def score_rows(metrics: Sequence[Metric], models: Collection[str],
+def score_rows(metrics: Sequence[Column], models: Collection[str],
                scores: Scores) -> list[tuple[str, str, list[Cell]]]:
     """(method, kind, cells) per method of ``scores`` (method -> metric -> value), one cell per
     metric, each marked when it is the best value of its column (highest, or lowest for LPIPS and
@@ -82,9 +85,23 @@ def score_rows(metrics: Sequence[Metric], models: Collection[str],
     return rows
 
 
-def header(metric: Metric) -> str:
+def header(metric: Column) -> str:
     """A column heading: the metric's label and which way is better."""
     return f"{metric.label} {'↑' if metric.higher_is_better else '↓'}"
+
+
+def means_table(title: str, metrics: Sequence[Column], models: Collection[str], means: Scores,
+                kinds: bool = True) -> Table:
+    """A rich table of mean scores (method -> metric -> value): one row per method (with its kind,
+    model or baseline, when ``kinds``), columns headed by :func:`header`, the best of each in bold.
+    The title stays on one line: the table is at least as wide as it, and a console narrower than
+    the title cuts it with an ellipsis instead of wrapping it. Evaluation and validation both show it."""
+    table = Table("method", *(["kind"] if kinds else []), *(header(metric) for metric in metrics),
+                  title=Text(title, style="table.title", no_wrap=True, overflow="ellipsis"),
+                  min_width=cell_len(title))
+    for method, kind, cells in score_rows(metrics, models, means):
+        table.add_row(method, *([kind] if kinds else []), *(cell.markup for cell in cells))
+    return table
 
 
 def results_table(results: Results) -> Table:
@@ -92,11 +109,8 @@ def results_table(results: Results) -> Table:
     settings = results.settings
     title = (f"x{settings['scale']} {settings['task']} on {settings['images']} images "
              f"({'Y channel' if settings['y_channel'] else 'RGB'}, border {settings['crop_border']})")
-    table = Table("method", "kind", *(header(metric) for metric in results.metrics), title=title)
     means = {method: results.mean(method) for method in results.methods}
-    for method, kind, cells in score_rows(results.metrics, results.models, means):
-        table.add_row(method, kind, *(cell.markup for cell in cells))
-    return table
+    return means_table(title, results.metrics, results.models, means)
 
 
 def write_json(results: Results, path: Path) -> None:
@@ -155,11 +169,6 @@ def zoom_region(sample: Sample) -> tuple[int, int, int]:
     return top, left, side
 
 
-def to_pil(x: Tensor) -> Image.Image:
-    """A (C, H, W) tensor in [0, 1] as an 8-bit RGB image."""
-    return Image.fromarray(to_uint8(match_channels(x, 3)).permute(1, 2, 0).numpy())
-
-
 def comparison_grid(sample: Sample) -> Image.Image:
     """Full images side by side, labelled, with the zoom square outlined; the zoomed crops below."""
     shown = panels(sample)
@@ -173,10 +182,10 @@ def comparison_grid(sample: Sample) -> Image.Image:
     for index, (label, image) in enumerate(shown):
         x = index * (width + GAP)
         draw.text((x + 2, 2), label, fill="black", font=font)
-        canvas.paste(to_pil(image), (x, LABEL_HEIGHT))
+        canvas.paste(to_pil(match_channels(image, 3)), (x, LABEL_HEIGHT))
         draw.rectangle((x + left, LABEL_HEIGHT + top, x + left + side - 1, LABEL_HEIGHT + top + side - 1),
                        outline=(255, 0, 0))
-        crop = to_pil(image[..., top : top + side, left : left + side])
+        crop = to_pil(match_channels(image[..., top : top + side, left : left + side], 3))
         crop = crop.resize((side * zoom, side * zoom), Image.Resampling.NEAREST)
         canvas.paste(crop, (x + (width - side * zoom) // 2, LABEL_HEIGHT + height + GAP))
     return canvas
@@ -278,97 +287,12 @@ def _image_section(index: int, entry: ImageEntry, results: Results) -> str:
 </section>"""
 
 
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-tr > th:first-child, table.settings td { text-align: left; }
-section.image { margin-top: 2.5em; border-top: 1px solid #ddd; }
-.controls { display: flex; gap: 1em; align-items: center; margin: 0.5em 0; }
-.controls .slider { flex: 1; max-width: 40em; }
-.stage { position: relative; display: inline-block; max-width: 100%; line-height: 0; }
-.stage img { display: block; max-width: 100%; height: auto; image-rendering: pixelated; }
-.stage img.over { position: absolute; top: 0; left: 0; width: 100%; height: 100%; }
-.stage .divider { position: absolute; top: 0; bottom: 0; width: 2px; margin-left: -1px;
-                  background: #fff; box-shadow: 0 0 2px #000; pointer-events: none; }
-img.grid { max-width: 100%; }
-pre#selftest { display: none; }
-"""
 
-SCRIPT = """
-"use strict";
-const errors = [];
-window.addEventListener("error", (event) => errors.push(String(event.message)));
-const data = JSON.parse(document.getElementById("report-data").textContent);
 
-function setup(section) {
-  const files = data.images[Number(section.dataset.index)].files;
-  const left = section.querySelector("select.left");
-  const right = section.querySelector("select.right");
-  const slider = section.querySelector("input.slider");
-  const under = section.querySelector("img.under");
-  const over = section.querySelector("img.over");
-  const divider = section.querySelector(".divider");
-  left.value = section.dataset.left;
-  right.value = section.dataset.right;
-  function update() {
-    if (under.getAttribute("src") !== files[left.value][1]) under.src = files[left.value][1];
-    if (over.getAttribute("src") !== files[right.value][1]) over.src = files[right.value][1];
-    over.style.clipPath = "inset(0 0 0 " + slider.value + "%)";
-    divider.style.left = slider.value + "%";
-  }
-  left.addEventListener("change", update);
-  right.addEventListener("change", update);
-  slider.addEventListener("input", update);
-  update();
-}
 
-function settled(img) {
-  if (img.complete) return Promise.resolve();
-  return new Promise((done) => {
-    img.addEventListener("load", done);
-    img.addEventListener("error", done);
-  });
-}
-
-async function selftest() {
-  // Images as the page first showed them, then the first slider driven as a user would.
-  const eager = Array.from(document.querySelectorAll("img")).filter((img) => img.loading !== "lazy");
-  await Promise.all(eager.map(settled));
-  const result = {errors: errors};
-  result.loaded = eager.filter((img) => img.naturalWidth > 0).length;
-  result.broken = eager.filter((img) => img.naturalWidth === 0).map((img) => img.getAttribute("src"));
-  const section = document.querySelector("section.image");
-  if (section) {
-    const left = section.querySelector("select.left");
-    const right = section.querySelector("select.right");
-    const slider = section.querySelector("input.slider");
-    const under = section.querySelector("img.under");
-    const over = section.querySelector("img.over");
-    left.value = "0";
-    left.dispatchEvent(new Event("change"));
-    right.value = String(right.options.length - 1);
-    right.dispatchEvent(new Event("change"));
-    slider.value = "25";
-    slider.dispatchEvent(new Event("input"));
-    await Promise.all([under, over].map(settled));
-    result.left = left.options[left.selectedIndex].text;
-    result.right = right.options[right.selectedIndex].text;
-    result.under = under.getAttribute("src");
-    result.over = over.getAttribute("src");
-    result.clip = over.style.clipPath;
-    result.divider = section.querySelector(".divider").style.left;
-    result.size = [under.naturalWidth, under.naturalHeight, over.naturalWidth, over.naturalHeight];
-  }
-  result.ok = Boolean(section) && result.errors.length === 0 && result.broken.length === 0
-    && result.size.every((side) => side > 0);
-  document.getElementById("selftest").textContent = JSON.stringify(result);
-  document.title = "selftest " + (result.ok ? "ok" : "failed");
-}
-
-document.querySelectorAll("section.image").forEach(setup);
-if (location.hash === "#selftest") window.addEventListener("load", selftest);
-"""
+def _asset(name: str) -> str:
+    """A file shipped in ``sr_toolkit/evaluation/assets`` (the page's stylesheet and script)."""
+    return importlib.resources.files("sr_toolkit.evaluation").joinpath("assets", name).read_text(encoding="utf-8")
 
 
 def render_html(results: Results, entries: list[ImageEntry]) -> str:
@@ -393,7 +317,8 @@ def render_html(results: Results, entries: list[ImageEntry]) -> str:
 <head>
 <meta charset="utf-8">
 <title>sr-toolkit evaluation</title>
-<style>{STYLE}</style>
+<style>
+{_asset("report.css")}</style>
 </head>
 <body>
 <h1>sr-toolkit evaluation</h1>
@@ -404,7 +329,8 @@ def render_html(results: Results, entries: list[ImageEntry]) -> str:
 {sections}
 <pre id="selftest"></pre>
 <script type="application/json" id="report-data">{data}</script>
-<script>{SCRIPT}</script>
+<script>
+{_asset("report.js")}</script>
 </body>
 </html>
 """

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sr_toolkit.core.imageio import round_levels
 from sr_toolkit.core.model_contract import ModelContract, contract_of
 
 FALLBACK_OVERLAP = 32
@@ -222,9 +223,8 @@ def _run(model: nn.Module, crop: Tensor, scale: int, contract: ModelContract) ->
 
 
 def cast_pixels(values: Tensor, dtype: torch.dtype) -> Tensor:
-    """``values`` as ``dtype``; integer dtypes get [0, 1] clamped, mapped to 0..max and rounded
-    (for uint8 exactly :func:`sr_toolkit.core.imageio.to_uint8`)."""
+    """``values`` as ``dtype``; integer dtypes get [0, 1] mapped to 0..max by
+    :func:`sr_toolkit.core.imageio.round_levels` (for uint8 exactly :func:`sr_toolkit.core.imageio.to_uint8`)."""
     if dtype.is_floating_point:
         return values.to(dtype)
-    top = torch.iinfo(dtype).max
-    return torch.round(values.float().clamp(0, 1) * top).to(dtype)
+    return round_levels(values.float(), torch.iinfo(dtype).max).to(dtype)

@@ -8,23 +8,26 @@ to uint8 after each 1-D pass (:func:`sr_toolkit.core.resize.imresize_8bit`), as 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
-from rich.cells import cell_len
 from rich.table import Table
-from rich.text import Text
 from torch.utils.data import Dataset
 
-from sr_toolkit.evaluation import metrics
 from sr_toolkit.core.atomic import atomic_path
-from sr_toolkit.evaluation.evaluate import IDENTITY, Metric, Sample, Settings, build_metrics
-from sr_toolkit.evaluation.report import comparison_grid, header, score_rows
-from sr_toolkit.core.resize import imresize_8bit
+from sr_toolkit.core.imageio import quantize
+from sr_toolkit.core.registry import METRICS
+from sr_toolkit.evaluation.baselines import IDENTITY, baseline_output, default_baseline
+from sr_toolkit.evaluation.report import comparison_grid, means_table
+from sr_toolkit.evaluation.scoring import Column, Sample, build_columns
+
+log = logging.getLogger("sr_toolkit")
 
 Degrade = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
 
@@ -33,11 +36,29 @@ MODEL = "model"
 """The model's row in the table and its panel in the sample grids."""
 
 
-def validation_metrics(y_channel: bool, crop_border: int) -> list[Metric]:
-    """PSNR and SSIM computed and named exactly as evaluation does: ``PSNR-Y (dB)`` and ``SSIM-Y``
-    on BT.601 luma, ``PSNR (dB)`` and ``SSIM`` on RGB, after shaving ``crop_border`` pixels."""
-    settings = Settings(data=Path(), metrics=("psnr", "ssim"), y_channel=y_channel)
-    return build_metrics(settings, crop_border, torch.device("cpu"), notes=[])
+DEFAULT_METRICS = ("psnr", "ssim")
+"""What ``validation.metrics`` holds unless a recipe says otherwise."""
+
+
+def validation_metrics(y_channel: bool, crop_border: int, names: Sequence[str] = DEFAULT_METRICS) -> list[Column]:
+    """The registered metrics ``names`` computed and named exactly as evaluation does them (PSNR and
+    SSIM: ``PSNR-Y (dB)`` and ``SSIM-Y`` on BT.601 luma, ``PSNR (dB)`` and ``SSIM`` on RGB), after
+    shaving ``crop_border`` pixels. A metric whose weights are unavailable is left out with one
+    logged warning."""
+    factories = tuple(METRICS.get(name).factory for name in names)
+    return _built_metrics(tuple(names), factories, y_channel, crop_border)
+
+
+@functools.lru_cache(maxsize=4)
+def _built_metrics(names: tuple[str, ...], factories: tuple[Any, ...], y_channel: bool,
+                   crop_border: int) -> list[Column]:
+    """Metrics built once per setting (the factories are part of the key: a name registered anew is
+    built anew), so each validation reuses LPIPS's network and warns about missing weights once."""
+    notes: list[str] = []
+    columns = build_columns(names, y_channel, crop_border, notes)
+    for note in notes:
+        log.warning("validation: %s", note)
+    return columns
 
 
 @dataclass
@@ -46,15 +67,19 @@ class ValidationResult:
     ``metrics``, on the validation images."""
 
     baseline: str
-    metrics: list[Metric]
+    metrics: list[Column]
     scores: dict[str, list[float]] = field(default_factory=dict)
 
-    def add(self, key: str, value: float) -> None:
-        self.scores.setdefault(key, []).append(value)
+    def add(self, key: str, value: float | None) -> None:
+        """One image's score; None (an image too small for the metric) is left out of the mean."""
+        values = self.scores.setdefault(key, [])
+        if value is not None:
+            values.append(value)
 
-    def mean(self, key: str) -> float:
-        values = self.scores[key]
-        return sum(values) / len(values)
+    def mean(self, key: str) -> float | None:
+        """The mean over the images scored (None when none was)."""
+        values = self.scores.get(key)
+        return sum(values) / len(values) if values else None
 
     def record(self) -> dict[str, Any]:
         """The means, as logged to ``metrics.jsonl`` (``val/psnr``, ..., ``val/baseline_ssim``)."""
@@ -65,27 +90,20 @@ class ValidationResult:
         """A rich table: one row per method, columns headed as evaluation heads them, the better
         value in bold. The title stays on one line: the table is at least as wide as it, and a
         console narrower than the title cuts it with an ellipsis instead of wrapping it."""
-        table = Table("method", *(header(metric) for metric in self.metrics),
-                      title=Text(title, style="table.title", no_wrap=True, overflow="ellipsis"),
-                      min_width=cell_len(title))
         means = {method: {metric.name: self.mean(prefix + metric.name) for metric in self.metrics}
                  for method, prefix in ((self.baseline, "baseline_"), (MODEL, ""))}
-        for method, _, cells in score_rows(self.metrics, (MODEL,), means):
-            table.add_row(method, *(cell.markup for cell in cells))
-        return table
+        return means_table(title, self.metrics, (MODEL,), means, kinds=False)
 
 
 def baseline_name(task: str, scale: int) -> str:
     """``bicubic`` for upscaling, ``input`` (the degraded input itself) for restoration."""
-    return "bicubic" if task == "upscale" and scale > 1 else IDENTITY
+    return default_baseline(scale) if task == "upscale" else IDENTITY
 
 
 def baseline(inputs: torch.Tensor, task: str, scale: int) -> torch.Tensor:
     """What the model must beat, for (N, C, h, w) inputs in [0, 1]: MATLAB's bicubic upscaling of
     the inputs quantised to 8 bits, (N, C, scale h, scale w) on the 8-bit grid; or the input itself."""
-    if baseline_name(task, scale) == "bicubic":
-        return imresize_8bit(inputs, scale=scale, mode="bicubic")
-    return inputs
+    return baseline_output(baseline_name(task, scale), inputs, scale)
 
 
 def sample_grid(name: str, inputs: torch.Tensor, reference: torch.Tensor, output: torch.Tensor,
@@ -126,8 +144,8 @@ def validate(
     task, scale = recipe["task"], recipe["scale"]
     options = recipe["validation"]
     count = len(dataset) if options["max_images"] is None else min(options["max_images"], len(dataset))
-    result = ValidationResult(baseline_name(task, scale),
-                              validation_metrics(options["y_channel"], options["crop_border"]))
+    result = ValidationResult(baseline_name(task, scale), validation_metrics(
+        options["y_channel"], options["crop_border"], tuple(options["metrics"])))
     was_training = model.training
     model.eval()
     for index in range(count):
@@ -138,14 +156,14 @@ def validate(
         else:
             generator = torch.Generator(device).manual_seed(recipe["seed"] * 100_003 + index)
             inputs = degrade(target, generator)
-        inputs = metrics.quantize(inputs)
+        inputs = quantize(inputs)
         with autocast():
             output = model(inputs)
-        output = metrics.quantize(output.float())
-        reference = metrics.quantize(baseline(inputs, task, scale))
+        output = quantize(output.float())
+        reference = quantize(baseline(inputs, task, scale))
         for metric in result.metrics:
-            result.add(metric.name, metric.compute(output, target))
-            result.add(f"baseline_{metric.name}", metric.compute(reference, target))
+            result.add(metric.name, metric.score(output, target))
+            result.add(f"baseline_{metric.name}", metric.score(reference, target))
         if samples_dir is not None and index < options["samples"]:
             images = (x[0].cpu() for x in (inputs, reference, output, target))
             grid = sample_grid(item["name"], *images, result.baseline)
