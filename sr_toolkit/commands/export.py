@@ -22,6 +22,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -70,7 +71,8 @@ def export_onnx(model: torch.nn.Module, path: Path, opset: int | None = None) ->
                               output_names=["output"], dynamic_shapes=(dims,), opset_version=opset,
                               dynamo=True, external_data=False)
         graph = onnx.load(str(temporary))
-        info = {key: value for key, value in model.sr_info.items() if key in ("model", "scale", "task")}
+        sr_info: dict[str, Any] = model.sr_info  # type: ignore[assignment]  # untyped sr_info (issue 16 item 1)
+        info = {key: value for key, value in sr_info.items() if key in ("model", "scale", "task")}
         onnx.helper.set_model_props(graph, {METADATA_KEY: json.dumps(info)})
         onnx.save(graph, str(temporary))
 
@@ -112,14 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     except SrToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    name = f"model '{model.sr_info['model']['type']}' of {args.model}"
+    sr_info: dict[str, Any] = model.sr_info  # type: ignore[assignment]  # untyped sr_info (issue 16 item 1)
+    name = f"model '{sr_info['model']['type']}' of {args.model}"
     try:
         export_onnx(model, args.onnx, args.opset)
     except Exception as exc:  # noqa: BLE001 - whatever the exporter raises becomes one line
         print(f"error: cannot export {name} to ONNX: {failure_reason(exc)}", file=sys.stderr)
         return 2
     print(f"wrote {args.onnx}: input 'image' (N, 3, H, W), output 'output' (N, 3, "
-          f"{model.sr_info['scale']}H, {model.sr_info['scale']}W)")
+          f"{sr_info['scale']}H, {sr_info['scale']}W)")
     if args.no_check:
         return 0
     inputs = example_input(model, 1, 3, 2)  # another size than the export's example

@@ -20,6 +20,7 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SrToolkitError, RuntimeError, ValueError) as exc:
         say(f"error: {exc}")
         return 2
-    info = model.sr_info
+    info: dict[str, Any] = model.sr_info  # type: ignore[assignment]  # untyped sr_info (issue 16 item 1)
     task = f"upscale x{info['scale']}" if info["task"] == "upscale" else info["task"]
     precision = " in half precision" if args.half else ""
     say(f"{args.model}: {info['model']['type']}, {task}, on {device}{precision}")

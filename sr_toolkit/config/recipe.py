@@ -12,7 +12,7 @@ import copy
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union, cast
 
 import yaml
 
@@ -159,7 +159,10 @@ class Replace(dict):
     """A mapping tagged ``!replace`` in a recipe: it replaces the base's mapping instead of merging."""
 
 
-RecipeLoader.add_constructor("!replace", lambda loader, node: Replace(loader.construct_mapping(node, deep=True)))
+# PyYAML's stubs type the node loosely; construct_mapping raises PyYAML's own error for a non-mapping.
+RecipeLoader.add_constructor(
+    "!replace", lambda loader, node: Replace(loader.construct_mapping(node, deep=True))  # type: ignore[arg-type]
+)
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -243,9 +246,9 @@ so ``data.val: {type: image_folder, root: DIR}`` scores whole validation images.
 
 def component_specs(raw: Mapping[str, Any]) -> list[tuple[str, Registry, Any]]:
     """The component mappings of a recipe, each with its key path and the registry that builds it."""
-    data = raw.get("data") if isinstance(raw.get("data"), Mapping) else {}
+    data = raw["data"] if isinstance(raw.get("data"), Mapping) else {}
     specs: list[tuple[str, Registry, Any]] = [("model", MODELS, raw.get("model"))]
-    gan = raw.get("gan") if isinstance(raw.get("gan"), Mapping) else {}
+    gan = raw["gan"] if isinstance(raw.get("gan"), Mapping) else {}
     if gan.get("discriminator") is not None:
         specs.append(("gan.discriminator", MODELS, gan["discriminator"]))
     specs += [(f"data.{split}", DATASETS, data.get(split)) for split in SPLITS]
@@ -263,7 +266,7 @@ def fill_component_defaults(raw: dict[str, Any]) -> None:
     raw.setdefault("seed", RECIPE_SCHEMA.fields["seed"].default())
     data = raw.setdefault("data", {})
     if isinstance(data, dict):
-        for split, node in RECIPE_SCHEMA.fields["data"].fields.items():
+        for split, node in cast(Section, RECIPE_SCHEMA.fields["data"]).fields.items():
             if split in SPLITS and split not in data:
                 data[split] = node.default()
 
@@ -375,7 +378,7 @@ def dump_recipe(recipe: Mapping[str, Any]) -> str:
             if isinstance(spec, dict) and key in spec and spec[key] == recipe.get(key):
                 del spec[key]
     if recipe.get("output_dir") == default_output_dir(recipe.get("name") or ""):
-        del recipe["output_dir"]
+        del recipe["output_dir"]  # type: ignore[attr-defined]  # a dict: the copy made above
     validation = recipe.get("validation")
     if isinstance(validation, dict) and validation.get("crop_border") == recipe.get("scale"):
         del validation["crop_border"]

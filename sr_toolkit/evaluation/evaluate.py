@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from sr_toolkit.evaluation import metrics
+from sr_toolkit.evaluation.metrics import LpipsNet
 
 from sr_toolkit.data import pairing
 from sr_toolkit.data.degrade import build_pipeline
@@ -71,7 +72,7 @@ class Settings:
     crop_border: int | None = None
     seed: int = 0
     tile: int | None = None
-    lpips_net: str = "alex"
+    lpips_net: LpipsNet = "alex"
     lpips_weights: Path | None = None
     device: str = "auto"
 
@@ -117,7 +118,7 @@ class Results:
         """Mean of each metric over the images where it has a value (None where it has none)."""
         means: dict[str, float | None] = {}
         for metric in self.metrics:
-            values = [v[metric.name] for v in self.scores[method].values() if v[metric.name] is not None]
+            values = [v for image in self.scores[method].values() if (v := image[metric.name]) is not None]
             means[metric.name] = math.fsum(values) / len(values) if values else None
         return means
 
@@ -257,8 +258,7 @@ def lpips_metric(settings: Settings, crop: int, device: torch.device) -> Metric:
     model = metrics.build_lpips(settings.lpips_net, weights_path=settings.lpips_weights).to(device)
 
     def compute(output: Tensor, target: Tensor) -> float:
-        pair = [metrics.shave(x, crop) for x in (output, target)]
-        return metrics.lpips_distance(*pair, model).item()
+        return metrics.lpips_distance(metrics.shave(output, crop), metrics.shave(target, crop), model).item()
 
     label = "LPIPS" if settings.lpips_net == "alex" else f"LPIPS-{settings.lpips_net}"
     return Metric("lpips", label, False, compute)
@@ -316,8 +316,9 @@ class Evaluation:
         """--scale, else the models' own scale (restoration: 1), else the degradation recipe's."""
         scale = self.settings.scale
         for name, model in self.models.items():
-            task = model.sr_info.get("task", "upscale")
-            model_scale = 1 if task == "restore" else int(model.sr_info["scale"])
+            info: dict[str, Any] = model.sr_info  # type: ignore[assignment]  # untyped sr_info (issue 16 item 1)
+            task = info.get("task", "upscale")
+            model_scale = 1 if task == "restore" else int(info["scale"])
             if scale is None:
                 scale = model_scale
             elif model_scale != scale:
@@ -345,7 +346,8 @@ class Evaluation:
             return self.recipe["degradation"]
         if self.settings.lr is not None or self.scale > 1:
             return None
-        own = {name: model.sr_info.get("recipe", {}).get("degradation")
+        # sr_info is set onto the module by load_model, untyped until issue 16 item 1
+        own = {name: model.sr_info.get("recipe", {}).get("degradation")  # type: ignore[operator,union-attr]
                for name, model in self.models.items()}
         specs = [spec for spec in own.values() if spec]
         if not specs:
@@ -398,7 +400,8 @@ class Evaluation:
             "higher_is_better": {metric.name: metric.higher_is_better for metric in self.metrics},
             "baselines": list(self.baselines),
             "models": {name: self._path(name) for name in self.models},
-            "model_specs": {name: model.sr_info.get("model") for name, model in self.models.items()},
+            "model_specs": {name: model.sr_info.get("model")  # type: ignore[operator,union-attr]  # untyped sr_info
+                            for name, model in self.models.items()},
             "seed": settings.seed,
             "tile": settings.tile,
             "device": str(self.device),
@@ -434,8 +437,10 @@ class Evaluation:
         """Every method's 8-bit output for one input, with ``channels`` channels (the target's)."""
         results: dict[str, Tensor] = {}
         for baseline in self.baselines:
-            results[baseline] = (inputs if baseline == IDENTITY
-                                 else imresize_8bit(inputs, scale=self.scale, mode=baseline))
+            if baseline == IDENTITY:
+                results[baseline] = inputs
+            else:  # one of INTERPOLATIONS
+                results[baseline] = imresize_8bit(inputs, scale=self.scale, mode=baseline)  # type: ignore[arg-type]
         batch = match_channels(inputs, 3)[None]
         for model_name, model in self.models.items():
             try:
@@ -488,7 +493,7 @@ class Evaluation:
         for metric in self.metrics:
             infinite = sorted({image for method in self.results.methods
                                for image, values in self.results.scores[method].items()
-                               if values[metric.name] is not None and math.isinf(values[metric.name])})
+                               if (value := values[metric.name]) is not None and math.isinf(value)})
             if infinite:
                 notes.append(f"{metric.name}: infinite (output identical to the target) on "
                              f"{', '.join(infinite)}; written as null in results.json")

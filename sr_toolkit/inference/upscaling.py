@@ -72,8 +72,8 @@ OUT_OF_MEMORY_MESSAGES = ("out of memory", "can't allocate memory")
 
 def model_scale(model: nn.Module) -> int:
     """The factor the model enlarges by: its file's ``scale`` metadata, else its ``scale``, else 1."""
-    info = getattr(model, "sr_info", None) or {}
-    return int(info.get("scale") or getattr(model, "scale", 1))
+    info: dict[str, Any] = getattr(model, "sr_info", None) or {}
+    return int(info.get("scale") or getattr(model, "scale", 1))  # type: ignore[arg-type]  # untyped until item 1
 
 
 def prepare(model: nn.Module, device: str | torch.device = "cpu", half: bool = False) -> nn.Module:
@@ -84,7 +84,8 @@ def prepare(model: nn.Module, device: str | torch.device = "cpu", half: bool = F
     """
     device = torch.device(device)
     dtype = (torch.bfloat16 if device.type == "cpu" else torch.float16) if half else torch.float32
-    return model.eval().to(device=device, dtype=dtype, memory_format=torch.channels_last)
+    # torch's stub for Module.to lacks the memory_format keyword that it accepts at run time
+    return model.eval().to(device=device, dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 class GrayNetwork(nn.Module):

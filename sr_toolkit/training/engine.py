@@ -349,6 +349,7 @@ class Trainer:
         """``d_steps`` discriminator updates (none during warm-up), then one generator update on the
         last batch. Logged: the generator's terms, D's loss and its mean logits on real and fake."""
         gan, cfg = self.gan, self.recipe["gan"]
+        assert gan is not None  # only called for GAN recipes (see step)
         adversarial_on = self.state.step >= cfg["warmup_steps"]
         d_parts: dict[str, torch.Tensor] = {}
         for micro in range(cfg["d_steps"]):
@@ -395,7 +396,7 @@ class Trainer:
         """Count a skipped step, with a log line; stop after ``max_consecutive_skips`` in a row."""
         self.state.skipped += 1
         self.consecutive_skips += 1
-        name, first = self.watch.culprit()
+        name, first = self.watch.culprit()  # type: ignore[misc]  # a skipped update always has a culprit
         if self.main:
             log.warning("step %d: %s was NaN or inf: update skipped (%d skipped in all)", self.state.step + 1,
                         describe(name), self.state.skipped)
@@ -457,6 +458,7 @@ class Trainer:
     def _validate_and_log(self) -> ValidationResult | None:
         result = None
         if self.main:
+            assert self.val_set is not None  # validation is only scheduled with a validation set
             result = validate(self._eval_model(), self.val_set, self.degrade, self.recipe, self.device,
                               self.accelerator.autocast, self.folder.samples, self.state.step)
             record = {"step": self.state.step, **result.record()}

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from sr_toolkit.evaluation import metrics
 from sr_toolkit.core.atomic import atomic_path
 from sr_toolkit.evaluation.evaluate import IDENTITY, Metric, Sample, Settings, build_metrics
-from sr_toolkit.evaluation.report import comparison_grid, header, score_rows
+from sr_toolkit.evaluation.report import Scores, comparison_grid, header, score_rows
 from sr_toolkit.core.resize import imresize_8bit
 
 Degrade = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
@@ -68,7 +68,7 @@ class ValidationResult:
         table = Table("method", *(header(metric) for metric in self.metrics),
                       title=Text(title, style="table.title", no_wrap=True, overflow="ellipsis"),
                       min_width=cell_len(title))
-        means = {method: {metric.name: self.mean(prefix + metric.name) for metric in self.metrics}
+        means: Scores = {method: {metric.name: self.mean(prefix + metric.name) for metric in self.metrics}
                  for method, prefix in ((self.baseline, "baseline_"), (MODEL, ""))}
         for method, _, cells in score_rows(self.metrics, (MODEL,), means):
             table.add_row(method, *(cell.markup for cell in cells))
@@ -125,7 +125,8 @@ def validate(
     """
     task, scale = recipe["task"], recipe["scale"]
     options = recipe["validation"]
-    count = len(dataset) if options["max_images"] is None else min(options["max_images"], len(dataset))
+    size = len(dataset)  # type: ignore[arg-type]  # every dataset plugin defines __len__
+    count = size if options["max_images"] is None else min(options["max_images"], size)
     result = ValidationResult(baseline_name(task, scale),
                               validation_metrics(options["y_channel"], options["crop_border"]))
     was_training = model.training
@@ -143,12 +144,12 @@ def validate(
             output = model(inputs)
         output = metrics.quantize(output.float())
         reference = metrics.quantize(baseline(inputs, task, scale))
-        for metric in result.metrics:
-            result.add(metric.name, metric.compute(output, target))
-            result.add(f"baseline_{metric.name}", metric.compute(reference, target))
+        for metric in result.metrics:  # validation's metrics (PSNR, SSIM) give a value for every image
+            result.add(metric.name, metric.compute(output, target))  # type: ignore[arg-type]
+            result.add(f"baseline_{metric.name}", metric.compute(reference, target))  # type: ignore[arg-type]
         if samples_dir is not None and index < options["samples"]:
-            images = (x[0].cpu() for x in (inputs, reference, output, target))
-            grid = sample_grid(item["name"], *images, result.baseline)
+            first = [x[0].cpu() for x in (inputs, reference, output, target)]
+            grid = sample_grid(item["name"], first[0], first[1], first[2], first[3], result.baseline)
             save_grid(grid, samples_dir / f"step_{step:07d}_{Path(item['name']).stem}.png")
     model.train(was_training)
     return result
