@@ -191,7 +191,7 @@ def gpu_busy(device: torch.device) -> float | None:
         return None
     try:
         return float(torch.cuda.utilization(device))
-    except Exception:  # no pynvml, no NVML: the row says None
+    except Exception:  # noqa: BLE001 - no pynvml, no NVML: the row says None
         return None
 
 
@@ -293,7 +293,7 @@ def remembered(cache: dict[Any, Any], key: Any, compute: Callable[[], Any]) -> A
     if key not in cache:
         try:
             cache[key] = compute()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - kept and re-raised by every check that needs it
             cache[key] = exc.with_traceback(None)  # its frames would keep a failed run's tensors alive
     if isinstance(cache[key], Exception):
         what = " ".join(key) if isinstance(key, tuple) else key
@@ -547,8 +547,8 @@ def check_upscale(ctx: Context, row: Row, name: str) -> None:
     row.values = {"input": f"{width}x{height}", "output_mp": megapixels, "tile": ctx.plan.tile,
                   "precision": str(next(model.parameters()).dtype).removeprefix("torch."), "seconds": seconds,
                   "output_mp_per_s": megapixels / seconds, "peak_gpu_gib": peak_memory_gib(ctx.device)}
-    row.note = (f"sr_toolkit.inference.upscaling.upscale_batch as tools/upscale.py --tile {ctx.plan.tile} --half runs it "
-                "(8-bit output on the CPU), random weights, without decoding or encoding files")
+    row.note = (f"sr_toolkit.inference.upscaling.upscale_batch as tools/upscale.py --tile {ctx.plan.tile} --half "
+                "runs it (8-bit output on the CPU), random weights, without decoding or encoding files")
 
 
 def check_eval(ctx: Context, row: Row) -> None:
@@ -602,7 +602,7 @@ def run_row(ctx: Context, key: str, check: Callable[[Context, Row], None]) -> Ro
         check(ctx, row)
     except Skipped as exc:
         row.status, row.note = "skipped", str(exc)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - one failed check is a row, not the end of the run
         row.status, row.error = "error", error_text(exc)
     row.seconds = time.perf_counter() - started
     return row

@@ -17,7 +17,7 @@ _LAZY = {
     "forward_tiled": "sr_toolkit.inference.tiling",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY]  # noqa: PLE0604 - _LAZY's names, imported on first use
 
 
 def __getattr__(name: str) -> Any:

@@ -147,8 +147,8 @@ def test_failure_reason_is_the_innermost_cause_without_colours() -> None:
             raise ValueError("\x1b[96mreal\x1b[0m reason\nmore detail")
         except ValueError as inner:
             raise RuntimeError("Failed to export. Next steps:\n- advice") from inner
-    except RuntimeError as outer:
-        assert export_tool.failure_reason(outer) == "ValueError: real reason"
+    except RuntimeError as outer:  # pytest.raises would not keep the chain this test is about
+        assert export_tool.failure_reason(outer) == "ValueError: real reason"  # noqa: PT017
     assert export_tool.failure_reason(KeyError()) == "KeyError"
 
 

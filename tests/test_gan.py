@@ -168,13 +168,13 @@ def test_init_from_a_psnr_model(gan_recipe: Path, tmp_path: Path) -> None:
     source = tmp_path / "psnr" / "model.safetensors"
     trainer = Trainer(load_recipe(gan_recipe, [f"gan.init_from={source}"]))
     assert all(torch.equal(v, pretrained.model.state_dict()[k]) for k, v in trainer.model.state_dict().items())
-    with pytest.raises(checkpoint.CheckpointError, match="gan.init_from: .* holds a model with model.channels = 8, "
+    with pytest.raises(checkpoint.CheckpointError, match=r"gan.init_from: .* holds a model with model.channels = 8, "
                                                       "this recipe trains model.channels = 16"):
         Trainer(load_recipe(gan_recipe, [f"gan.init_from={source}", "model.channels=16"]))
 
 
 def test_adversarial_loss_in_the_loss_list_is_refused(gan_recipe: Path) -> None:
-    with pytest.raises(Exception, match="loss.1: 'hinge' is an adversarial loss"):
+    with pytest.raises(Exception, match=r"loss.1: 'hinge' is an adversarial loss"):
         Trainer(load_recipe(gan_recipe, ["loss=[{type: l1}, {type: hinge}]"]))
 
 

@@ -115,7 +115,7 @@ def test_tensorboard_without_its_package_is_refused_before_work(tmp_path: Path,
     monkeypatch.setattr("sr_toolkit.training.engine.tensorboard_installed", lambda: False)
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY_RECIPE + f"output_dir: {tmp_path / 'run'}\n")
-    with pytest.raises(SrToolkitError, match="train.tensorboard: true needs TensorBoard's writer: pip install "
+    with pytest.raises(SrToolkitError, match=r"train.tensorboard: true needs TensorBoard's writer: pip install "
                                              "tensorboard"):
         train(recipe, "train.tensorboard=true")
     assert not (tmp_path / "run").exists()

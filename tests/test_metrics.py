@@ -196,7 +196,7 @@ def test_ms_ssim_ranks_degradations_and_rejects_small_images():
     assert metrics.MS_SSIM_MIN_SIDE == 161
     smallest = torch.rand(1, 3, 161, 200)
     assert metrics.ms_ssim(smallest, smallest).item() == pytest.approx(1.0, abs=1e-6)
-    with pytest.raises(ValueError, match="at least 161 pixels.*got 160x200"):
+    with pytest.raises(ValueError, match=r"at least 161 pixels.*got 160x200"):
         metrics.ms_ssim(torch.rand(1, 3, 160, 200), torch.rand(1, 3, 160, 200))
 
 
@@ -278,5 +278,5 @@ def test_registered_lpips_builds_with_weights_path_or_explicit_random(alexnet_fi
     assert lpips_metric(target, target).shape == (1,)
     random_metric = METRICS.build({"type": "lpips", "weights": "random"})
     assert random_metric(target, 1 - target).item() > 0
-    with pytest.raises(RegistryError, match="one of pretrained|random"):
+    with pytest.raises(RegistryError, match=r"one of pretrained|random"):
         METRICS.build({"type": "lpips", "weights": "imagenet"})

@@ -102,7 +102,7 @@ def test_recipe_plugins_import_files_and_modules(tmp_path: Path, clean_registrie
 
 def test_recipe_plugin_errors_name_the_plugin(tmp_path: Path) -> None:
     (tmp_path / "missing_file.yaml").write_text("plugins: [nowhere/net.py]\nmodel: {type: resnet_x4}\n")
-    with pytest.raises(PluginError, match="no file 'nowhere/net.py'"):
+    with pytest.raises(PluginError, match=r"no file 'nowhere/net.py'"):
         load_recipe(tmp_path / "missing_file.yaml")
     (tmp_path / "missing_module.yaml").write_text("plugins: [no_such_module_xyz]\nmodel: {type: resnet_x4}\n")
     with pytest.raises(PluginError, match="cannot import module 'no_such_module_xyz'"):

@@ -46,7 +46,7 @@ def report(tmp_path_factory) -> tuple[Path, Evaluation]:
 
 
 def test_outputs_are_written_with_the_documented_shape(report):
-    out, evaluation = report
+    out, _ = report
     document = json.loads((out / "results.json").read_text())
     assert set(document) == {"settings", "notes", "methods"}
     assert list(document["methods"]) == ["nearest", "bicubic", "deconv"]

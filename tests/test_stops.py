@@ -82,7 +82,7 @@ def test_first_signal_asks_second_stops_at_once() -> None:
         assert stop.requested == "SIGINT"
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
-    with StopSignal() as stop, pytest.raises(StopRequested, match="SIGTERM"), stop.abortable():
+    with StopSignal() as stop, pytest.raises(StopRequested, match="SIGTERM"), stop.abortable():  # noqa: PT012
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # never reached: the signal drops the abortable work
 

@@ -39,6 +39,9 @@ def vgg19_layer_indices() -> dict[str, int]:
 class VggPerceptualLoss(nn.Module):
     """Content loss: distance of VGG19 features (SRGAN: relu5_4; ESRGAN: conv5_4, before activation)."""
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(
         self,
         layers: list[str] = ["relu5_4"],  # noqa: B006 - recipes give lists; never mutated
@@ -84,7 +87,8 @@ class VggPerceptualLoss(nn.Module):
         with torch.no_grad():
             wanted = self._features(target)
         produced = self._features(output)
-        return sum(w * self.distance(a, b) for w, a, b in zip(self.layer_weights, produced, wanted))
+        terms = [w * self.distance(a, b) for w, a, b in zip(self.layer_weights, produced, wanted)]
+        return sum(terms[1:], terms[0])  # at least one layer: a tensor, never sum()'s start value 0
 
 
 @LOSSES.register("lpips")

@@ -77,8 +77,8 @@ class EDSR(nn.Module):
         self.skip: nn.Upsample | None = None
         if global_skip:
             self.skip = nn.Upsample(scale_factor=scale, mode="bicubic", align_corners=False)
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
+            nn.init.zeros_(last.weight)  # type: ignore[arg-type]  # last is a Conv2d with a bias
+            nn.init.zeros_(last.bias)  # type: ignore[arg-type]
         main = [self.head, self.body, self.upsampler, self.tail]
         self.halo = halo(main) if self.skip is None else halo(main, [self.skip])
 

@@ -22,11 +22,11 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int, dropout: float) -> None:
         super().__init__()
-        self.first = nn.Sequential(*self.half(channels, dropout, activation=True))
-        self.second = nn.Sequential(*self.half(channels, dropout, activation=False))
+        self.first = nn.Sequential(*self._half(channels, dropout, activation=True))
+        self.second = nn.Sequential(*self._half(channels, dropout, activation=False))
 
     @staticmethod
-    def half(channels: int, dropout: float, activation: bool) -> list[nn.Module]:
+    def _half(channels: int, dropout: float, activation: bool) -> list[nn.Module]:
         """BN, [PReLU], conv k3, dropout, conv k3, [PReLU]."""
 
         def prelu() -> list[nn.Module]:
@@ -77,7 +77,7 @@ class ResNetX4(nn.Module):
         self.tail = nn.Conv2d(channels, 3, 3, padding=1)
         if global_skip:
             nn.init.zeros_(self.tail.weight)
-            nn.init.zeros_(self.tail.bias)
+            nn.init.zeros_(self.tail.bias)  # type: ignore[arg-type]  # Conv2d's bias=True: never None
         self.halo = halo([self.upsample, self.head, self.blocks, self.tail])
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -117,7 +117,7 @@ def from_pil(image: Image.Image) -> Decoded:
     else:
         target = "RGBA" if transparent else "RGB"
     values = np.asarray(image.convert(target), dtype=np.float32) / 255
-    return _decoded(values.reshape(values.shape[:2] + (-1,)), 8)
+    return _decoded(values.reshape((*values.shape[:2], -1)), 8)
 
 
 def split_alpha(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -75,4 +75,4 @@ def _pair(value: int | float | tuple) -> tuple:
 def _geometry(layer: nn.Module, axis: int) -> tuple[int, int, int, int]:
     """(kernel size, stride, padding, dilation) of a convolution or pooling layer along ``axis``."""
     names = ("kernel_size", "stride", "padding", "dilation")
-    return tuple(_pair(getattr(layer, name))[axis] for name in names)  # type: ignore[return-value]
+    return tuple(_pair(getattr(layer, name))[axis] for name in names)

@@ -74,7 +74,7 @@ def parameters(factory: Callable[..., Any]) -> dict[str, Parameter] | None:
     target = factory.__init__ if inspect.isclass(factory) else factory
     try:
         hints = typing.get_type_hints(target)
-    except Exception:  # unresolvable annotations: check names, not types
+    except Exception:  # noqa: BLE001 - unresolvable annotations: check names, not types
         hints = {}
     result = {}
     for name, param in signature.parameters.items():

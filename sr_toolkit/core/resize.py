@@ -97,11 +97,12 @@ def _output_sizes(
             raise ValueError(f"size: expected two positive integers (height, width), got {size!r}")
         out = (int(size[0]), int(size[1]))
         return out, (out[0] / in_sizes[0], out[1] / in_sizes[1])
+    assert scale is not None  # exactly one of the two was given
     if not scale > 0:
         raise ValueError(f"scale: expected a positive number, got {scale!r}")
     # The small tolerance keeps 3n * (1/3) from rounding up to n + 1.
-    out = tuple(max(1, math.ceil(n * scale - 1e-9)) for n in in_sizes)
-    return (out[0], out[1]), (float(scale), float(scale))
+    height, width = (max(1, math.ceil(n * scale - 1e-9)) for n in in_sizes)
+    return (height, width), (float(scale), float(scale))
 
 
 def _check_mode(mode: str) -> None:

@@ -83,6 +83,10 @@ class PatchDataset(Dataset):
         self._permutation_cache: tuple[int, torch.Tensor] | None = None
         self._held: list[dict[str, torch.Tensor]] = []
 
+    def __len__(self) -> int:
+        """The number of images."""
+        raise NotImplementedError
+
     def name(self, image_index: int) -> str:
         """The name of image ``image_index`` (a file's relative path without suffix, say)."""
         raise NotImplementedError

@@ -73,8 +73,8 @@ def score_rows(metrics: Sequence[Column], models: Collection[str],
     MSE); kind is ``model`` for the methods in ``models``, else ``baseline``."""
     best: dict[str, float | None] = {}
     for metric in metrics:
-        values = [v[metric.name] for v in scores.values() if v[metric.name] is not None]
-        best[metric.name] = (max if metric.higher_is_better else min)(values) if values else None
+        present = [v for method_scores in scores.values() if (v := method_scores[metric.name]) is not None]
+        best[metric.name] = (max if metric.higher_is_better else min)(present) if present else None
     rows = []
     for method, values in scores.items():
         cells = []

@@ -13,9 +13,9 @@ import matplotlib
 from sr_toolkit.core.atomic import atomic_path
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 SMOOTHING_WINDOW = 21
 """Logged values in the centred rolling mean drawn over each loss curve (odd)."""
