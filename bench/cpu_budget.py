@@ -27,13 +27,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sr_toolkit.evaluation.evaluate import Evaluation, Settings
+from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core.imageio import list_images
 from sr_toolkit.core.model_file import save_model
 from sr_toolkit.core.precision import choose_precision, cpu_flags
-from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core.registry import MODELS
 from sr_toolkit.core.resize import imresize
+from sr_toolkit.evaluation.evaluate import Evaluation, Settings
 from sr_toolkit.training.schedule import parse_duration
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,12 +19,12 @@ from itertools import count
 import torch
 from torch.utils.data import DataLoader
 
+from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.core.precision import choose_precision
+from sr_toolkit.core.registry import DATASETS, MODELS
 from sr_toolkit.data.degrade import build_pipeline
 from sr_toolkit.training.engine import Trainer
 from sr_toolkit.training.losses import WeightedLoss
-from sr_toolkit.core.precision import choose_precision
-from sr_toolkit.config.recipe import load_recipe
-from sr_toolkit.core.registry import DATASETS, MODELS
 
 WARMUP = 10
 

@@ -57,14 +57,14 @@ from rich.table import Table
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from sr_toolkit.data.degrade import build_pipeline
-from sr_toolkit.training.engine import Trainer
-from sr_toolkit.inference.upscaling import prepare, upscale_batch
-from sr_toolkit.training.losses import WeightedLoss
+from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core.model_file import save_model
 from sr_toolkit.core.precision import BF16_CPU_FLAGS, Precision, choose_precision, cpu_flags
-from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core.registry import DATASETS, MODELS
+from sr_toolkit.data.degrade import build_pipeline
+from sr_toolkit.inference.upscaling import prepare, upscale_batch
+from sr_toolkit.training.engine import Trainer
+from sr_toolkit.training.losses import WeightedLoss
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ("resnet_x4", "srresnet_x4", "edsr_x4", "srgan_x4")

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from skimage import data
 
-from sr_toolkit.data.batches import DrawSampler, HeldOnDevice, training_batches
 from sr_toolkit.core.registry import DATASETS
+from sr_toolkit.data.batches import DrawSampler, HeldOnDevice, training_batches
 
 CPU = torch.device("cpu")
 

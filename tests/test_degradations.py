@@ -8,10 +8,10 @@ import torch
 from scipy import ndimage
 from skimage import data
 
-from sr_toolkit.data.degrade import build_pipeline
 from sr_toolkit.core.errors import RegistryError
 from sr_toolkit.core.registry import DEGRADATIONS
 from sr_toolkit.core.resize import imresize, imresize_uint8
+from sr_toolkit.data.degrade import build_pipeline
 
 
 def to_batch(*images: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:

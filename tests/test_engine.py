@@ -13,18 +13,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import machine_numerics
 from PIL import Image
 from safetensors.torch import load_file
 from skimage import data
 
 from sr_toolkit.commands import train as train_command
+from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core import checkpoint
-from sr_toolkit.training.engine import Trainer
 from sr_toolkit.core.errors import TrainingDiverged
 from sr_toolkit.core.model_file import load_model
-from sr_toolkit.config.recipe import load_recipe
-
-from conftest import machine_numerics
+from sr_toolkit.training.engine import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,17 +15,14 @@ from PIL import Image
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from sr_toolkit.evaluation import evaluate
-
-from sr_toolkit.evaluation import metrics
-
-from sr_toolkit.training import validation
-from sr_toolkit.evaluation.evaluate import Evaluation, Settings, model_names
-from sr_toolkit.evaluation.inputs import find_pairs, image_seed
 from sr_toolkit.commands import eval as eval_cli
 from sr_toolkit.core.model_file import save_model
 from sr_toolkit.core.registry import DEGRADATIONS, MODELS
 from sr_toolkit.core.resize import imresize, imresize_uint8
+from sr_toolkit.evaluation import evaluate, metrics
+from sr_toolkit.evaluation.evaluate import Evaluation, Settings, model_names
+from sr_toolkit.evaluation.inputs import find_pairs, image_seed
+from sr_toolkit.training import validation
 
 ROOT = Path(__file__).resolve().parents[1]
 

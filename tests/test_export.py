@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core.checkpoint import METADATA_KEY
 from sr_toolkit.core.model_contract import contract_of
 from sr_toolkit.core.model_file import load_model, save_model
-from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core.registry import MODELS
 
 onnx = pytest.importorskip("onnx")

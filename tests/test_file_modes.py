@@ -8,11 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from test_engine import TINY_RECIPE, train
 
 from sr_toolkit.core import atomic
 from sr_toolkit.core.atomic import atomic_path, new_file_mode, umask
-
-from test_engine import TINY_RECIPE, train
 
 
 @pytest.fixture

@@ -10,17 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from conftest import machine_numerics
 
-from sr_toolkit.core import checkpoint
-from sr_toolkit.training.engine import Trainer
-from sr_toolkit.training.gan import AdversarialLoss, discriminator_step, generator_step, r1_penalty
-from sr_toolkit.core.errors import TrainingDiverged
-from sr_toolkit.training.losses import WeightedLoss
 from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.core import checkpoint
+from sr_toolkit.core.errors import TrainingDiverged
 from sr_toolkit.core.registry import LOSSES, MODELS
 from sr_toolkit.core.weights import WeightsUnavailableError
-
-from conftest import machine_numerics
+from sr_toolkit.training.engine import Trainer
+from sr_toolkit.training.gan import AdversarialLoss, discriminator_step, generator_step, r1_penalty
+from sr_toolkit.training.losses import WeightedLoss
 
 ROOT = Path(__file__).resolve().parents[1]
 

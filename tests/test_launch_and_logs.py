@@ -13,13 +13,12 @@ import pytest
 import torch
 from PIL import Image
 from skimage import data
+from test_engine import ROOT, TINY_RECIPE, train
 
-from sr_toolkit.training.display import format_seconds, validation_line
 from sr_toolkit.core.errors import SrToolkitError
 from sr_toolkit.core.threads import chosen_threads, configure_threads, usable_cores
+from sr_toolkit.training.display import format_seconds, validation_line
 from sr_toolkit.training.validation import ValidationResult, validation_metrics
-
-from test_engine import ROOT, TINY_RECIPE, train
 
 LAUNCHER = {"ACCELERATE_MIXED_PRECISION": "no", "ACCELERATE_DYNAMO_BACKEND": "NO"}
 

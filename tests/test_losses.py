@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from skimage import data
 from skimage.metrics import structural_similarity
 
-from sr_toolkit.evaluation import metrics
 from sr_toolkit.core.errors import RegistryError
-from sr_toolkit.training.losses import WeightedLoss
 from sr_toolkit.core.registry import LOSSES
+from sr_toolkit.evaluation import metrics
+from sr_toolkit.training.losses import WeightedLoss
 
 
 def photo_pair(size: int = 96) -> tuple[np.ndarray, np.ndarray]:

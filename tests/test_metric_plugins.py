@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_engine import TINY_RECIPE, train
+from test_evaluation import run_cli, saved, write_photos
 
 from sr_toolkit.commands import eval as eval_cli
 from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core.errors import RecipeError
 from sr_toolkit.training.validation import validation_metrics
-
-from test_engine import TINY_RECIPE, train
-from test_evaluation import run_cli, saved, write_photos
 
 GAP_PLUGIN = '''
 import torch
@@ -96,7 +95,7 @@ def test_validation_keeps_psnr_and_ssim_by_default_and_checks_the_names(tmp_path
     assert load_recipe(recipe)["validation"]["metrics"] == ["psnr", "ssim"]
     with pytest.raises(RecipeError, match=r"validation.metrics: unknown metric 'abs_gap'; choose from .*lpips"):
         load_recipe(recipe, ["validation.metrics=[psnr, abs_gap]"])
-    with pytest.raises(RecipeError, match="validation.metrics: must include 'psnr'"):
+    with pytest.raises(RecipeError, match=r"validation.metrics: must include 'psnr'"):
         load_recipe(recipe, ["validation.metrics=[ssim]"])
     assert load_recipe(recipe, [f"plugins=[{gap_plugin}]", "validation.metrics=[psnr, abs_gap]"])
 

@@ -14,10 +14,10 @@ from scipy import ndimage
 from skimage import color, data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from sr_toolkit.evaluation import metrics
 from sr_toolkit.core.errors import RegistryError
 from sr_toolkit.core.registry import METRICS
 from sr_toolkit.core.weights import WeightsUnavailableError
+from sr_toolkit.evaluation import metrics
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:

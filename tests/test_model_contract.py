@@ -184,12 +184,12 @@ def test_a_discriminator_is_no_image_model(tmp_path: Path) -> None:
     discriminator = MODELS.build({"type": "vgg_discriminator"})  # as gan.discriminator builds it
     with pytest.raises(ModelContractError, match="'VggDiscriminator' is a discriminator, not an image-to-image"):
         contract_of(discriminator)
-    with pytest.raises(RegistryError, match="^model: model 'vgg_discriminator' is a discriminator, not an image-to-"
-                                            "image model; it belongs under gan.discriminator$"):
+    with pytest.raises(RegistryError, match=r"^model: model 'vgg_discriminator' is a discriminator, not an image-to-"
+                                            r"image model; it belongs under gan.discriminator$"):
         MODELS.build_image_model({"type": "vgg_discriminator"}, where="model")
     path = tmp_path / "model.safetensors"
     save_model(path, discriminator, {"model": {"type": "vgg_discriminator"}, "scale": 1, "task": "restore"})
-    with pytest.raises(RegistryError, match="^model.safetensors: model: model 'vgg_discriminator' is a discriminator"):
+    with pytest.raises(RegistryError, match=r"^model.safetensors: model: model 'vgg_discriminator' is a discriminator"):
         load_model(path)
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sr_toolkit.core.errors import PluginError, RecipeError
 from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.core.errors import PluginError, RecipeError
 from sr_toolkit.core.registry import MODELS
 
 PLUGIN_MODULE = '''

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from sr_toolkit.core.errors import RecipeError
 from sr_toolkit.commands.train import main as train_main
 from sr_toolkit.config.recipe import deep_merge, dump_recipe, load_recipe
+from sr_toolkit.core.errors import RecipeError
 from sr_toolkit.core.registry import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import typing
-from typing import Literal, Optional
+from typing import Literal
 
 import pytest
 import torch
@@ -26,7 +26,7 @@ def toy_registry(clean_registries: None) -> Registry:
         """A toy network for the registry tests."""
 
         def __init__(self, channels: int = 8, scale: int = 2, mode: Literal["a", "b"] = "a",
-                     width: Optional[float] = None, amount: Range = 0.5) -> None:
+                     width: float | None = None, amount: Range = 0.5) -> None:
             super().__init__()
             if scale not in (2, 4):
                 raise ValueError(f"scale must be 2 or 4, got {scale}")
@@ -137,7 +137,7 @@ def test_cli_shows_one_component_arguments_types_and_defaults(capsys, monkeypatc
 
 def test_cli_marks_required_arguments(clean_registries: None, capsys, monkeypatch) -> None:
     @LOSSES.register("needs_root")
-    def needs_root(root: str, width: Optional[float] = None) -> str:
+    def needs_root(root: str, width: float | None = None) -> str:
         """A loss with a required argument."""
         return root
 

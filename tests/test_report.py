@@ -15,11 +15,11 @@ import torch
 from PIL import Image
 from skimage import data
 
-from sr_toolkit.evaluation.evaluate import Evaluation, Settings
-from sr_toolkit.evaluation.scoring import Sample
 from sr_toolkit.core.model_file import save_model
 from sr_toolkit.core.registry import MODELS
+from sr_toolkit.evaluation.evaluate import Evaluation, Settings
 from sr_toolkit.evaluation.report import ReportWriter, comparison_grid, panels, render_html, results_table, zoom_region
+from sr_toolkit.evaluation.scoring import Sample
 
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
                  if shutil.which(name)), None)

@@ -8,11 +8,10 @@ import math
 from pathlib import Path
 
 import pytest
+from test_engine import TINY_RECIPE, train
 
 from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.training.schedule import RunProgress
-
-from test_engine import TINY_RECIPE, train
 
 
 def test_run_progress_stretches_the_rest_of_the_schedule() -> None:

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_engine import ROOT, TINY_RECIPE, train
 
 from sr_toolkit.core import checkpoint
-from sr_toolkit.training.stop import StopRequested, StopSignal
 from sr_toolkit.core.errors import TrainingDiverged
-
-from test_engine import ROOT, TINY_RECIPE, train
+from sr_toolkit.training.stop import StopRequested, StopSignal
 
 SLOW_EVAL_PLUGIN = '''
 import os, time

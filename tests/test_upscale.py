@@ -17,8 +17,14 @@ import torch
 from PIL import Image, ImageOps
 
 import sr_toolkit
-from sr_toolkit.inference import upscaling
+from sr_toolkit.commands import upscale as upscale_tool
+from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.core.image_writer import save_pixels
 from sr_toolkit.core.imageio import decode_image, read_image, to_uint8
+from sr_toolkit.core.model_file import save_model
+from sr_toolkit.core.registry import MODELS
+from sr_toolkit.core.resize import imresize
+from sr_toolkit.inference import upscaling
 from sr_toolkit.inference.upscaling import (
     MEMORY_SHARE,
     bytes_per_output_pixel,
@@ -28,12 +34,6 @@ from sr_toolkit.inference.upscaling import (
     prepare,
     upscale_batch,
 )
-from sr_toolkit.core.image_writer import save_pixels
-from sr_toolkit.core.model_file import save_model
-from sr_toolkit.config.recipe import load_recipe
-from sr_toolkit.core.registry import MODELS
-from sr_toolkit.commands import upscale as upscale_tool
-from sr_toolkit.core.resize import imresize
 
 ROOT = Path(__file__).resolve().parents[1]
 

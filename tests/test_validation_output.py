@@ -15,10 +15,10 @@ from PIL import Image, ImageDraw
 from rich.console import Console
 from skimage import data
 
-from sr_toolkit.evaluation import metrics
-from sr_toolkit.evaluation.scoring import Sample
 from sr_toolkit.core.imageio import to_uint8
+from sr_toolkit.evaluation import metrics
 from sr_toolkit.evaluation.report import GAP, LABEL_HEIGHT, zoom_region
+from sr_toolkit.evaluation.scoring import Sample
 from sr_toolkit.training.validation import MODEL, ValidationResult, baseline, validate
 
 HEIGHT, WIDTH = 48, 64

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.resources
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
 
 from sr_toolkit.core.errors import DataError
 from sr_toolkit.core.registry import DATASETS
@@ -46,7 +45,7 @@ class Builtin(FileDataset):
     def __init__(
         self,
         split: Split = "train",
-        patch_size: Optional[int] = None,
+        patch_size: int | None = None,
         augment: bool = True,
         seed: int = 0,
         scale: int = 1,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -58,7 +57,7 @@ class Cifar10(PatchDataset):
         self,
         root: str,
         split: Split = "train",
-        patch_size: Optional[int] = None,
+        patch_size: int | None = None,
         augment: bool = True,
         seed: int = 0,
         scale: int = 1,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
 
 from sr_toolkit.core.imageio import list_images
 from sr_toolkit.core.registry import DATASETS
@@ -25,9 +24,9 @@ class ImageFolder(FileDataset):
 
     def __init__(
         self,
-        root: Optional[str] = None,
+        root: str | None = None,
         split: Split = "train",
-        patch_size: Optional[int] = None,
+        patch_size: int | None = None,
         augment: bool = True,
         seed: int = 0,
         scale: int = 1,

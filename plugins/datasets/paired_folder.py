@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
-from sr_toolkit.data import pairing
 from sr_toolkit.core.errors import DataError
 from sr_toolkit.core.registry import DATASETS
+from sr_toolkit.data import pairing
 from sr_toolkit.data.image_files import FileDataset, Source, relative_name, skip
 from sr_toolkit.data.patches import Split
 
@@ -32,7 +31,7 @@ class PairedFolder(FileDataset):
         input_root: str,
         target_root: str,
         split: Split = "train",
-        patch_size: Optional[int] = None,
+        patch_size: int | None = None,
         augment: bool = True,
         seed: int = 0,
         scale: int = 1,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +22,7 @@ class GaussianBlur(Degradation):
         self.sigma = as_range("sigma", sigma, 0.0)
         self._radius = max(1, math.ceil(3 * self.sigma[1]))
 
-    def apply(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+    def apply(self, x: Tensor, generator: Generator | None) -> Tensor:
         count, channels, height, width = x.shape
         sigma = per_image(self.sigma, count, generator, x.device).to(x.dtype).clamp(min=1e-6)
         offsets = torch.arange(-self._radius, self._radius + 1, device=x.device, dtype=x.dtype)

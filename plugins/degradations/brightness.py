@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from torch import Generator, Tensor
 
 from sr_toolkit.core.registry import DEGRADATIONS
@@ -19,7 +17,7 @@ class Darken(Degradation):
     def __init__(self, amount: Range = (0.3, 0.6)) -> None:
         self.amount = as_range("amount", amount, 0.0, 1.0)
 
-    def apply(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+    def apply(self, x: Tensor, generator: Generator | None) -> Tensor:
         amount = per_image(self.amount, x.shape[0], generator, x.device).to(x.dtype)
         return x * (1 - amount).view(-1, 1, 1, 1)
 
@@ -31,6 +29,6 @@ class Brighten(Degradation):
     def __init__(self, amount: Range = (0.3, 0.6)) -> None:
         self.amount = as_range("amount", amount, 0.0)
 
-    def apply(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+    def apply(self, x: Tensor, generator: Generator | None) -> Tensor:
         amount = per_image(self.amount, x.shape[0], generator, x.device).to(x.dtype)
         return (x * (1 + amount).view(-1, 1, 1, 1)).clamp(0, 1)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from torch import Generator, Tensor
 
 from sr_toolkit.core.registry import DEGRADATIONS
@@ -20,7 +18,7 @@ class RandomOrder(Degradation):
             raise ValueError("steps: expected at least one degradation spec")
         self.steps = build_steps(steps, "steps")
 
-    def apply(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+    def apply(self, x: Tensor, generator: Generator | None) -> Tensor:
         for index in permutation(len(self.steps), generator):
             x = self.steps[index](x, generator)
         return x
@@ -33,7 +31,7 @@ class OneOf(Degradation):
     Every step must give images of the same size, since they share one output batch.
     """
 
-    def __init__(self, steps: list[dict], weights: Optional[list[float]] = None) -> None:
+    def __init__(self, steps: list[dict], weights: list[float] | None = None) -> None:
         if not steps:
             raise ValueError("steps: expected at least one degradation spec")
         if weights is not None and (
@@ -45,10 +43,10 @@ class OneOf(Degradation):
         self.steps = build_steps(steps, "steps")
         self.weights = list(weights) if weights is not None else None
 
-    def apply(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+    def apply(self, x: Tensor, generator: Generator | None) -> Tensor:
         weights = self.weights or [1.0] * len(self.steps)
         picks = categorical(weights, x.shape[0], generator, x.device)
-        result: Optional[Tensor] = None
+        result: Tensor | None = None
         for index, step in enumerate(self.steps):
             chosen = (picks == index).nonzero().flatten()
             if chosen.numel() == 0:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from torch import Generator, Tensor
 
 from sr_toolkit.core.registry import DEGRADATIONS
@@ -32,7 +30,7 @@ class Downscale(Degradation):
         self.antialias = antialias
         self.quantize = quantize
 
-    def apply(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+    def apply(self, x: Tensor, generator: Generator | None) -> Tensor:
         factor = 1 / self.scale
         if self.quantize:
             return imresize_8bit(x, scale=factor, mode=self.mode, antialias=self.antialias)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Generator, Tensor
 
@@ -19,12 +17,12 @@ class ImpulseNoise(Degradation):
     def __init__(self, amount: Range = (0.3, 0.6)) -> None:
         self.amount = as_range("amount", amount, 0.0, 1.0)
 
-    def apply(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+    def apply(self, x: Tensor, generator: Generator | None) -> Tensor:
         count, _, height, width = x.shape
         chosen = choose_pixels(per_image(self.amount, count, generator, x.device), height, width, generator)
         return torch.where(chosen, self.replacement(x, generator), x)
 
-    def replacement(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+    def replacement(self, x: Tensor, generator: Generator | None) -> Tensor:
         raise NotImplementedError
 
 
@@ -32,7 +30,7 @@ class ImpulseNoise(Degradation):
 class SaltPepper(ImpulseNoise):
     """Salt & pepper noise: a fraction `amount` of the pixels set to black or white (half each)."""
 
-    def replacement(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+    def replacement(self, x: Tensor, generator: Generator | None) -> Tensor:
         count, _, height, width = x.shape
         return (uniform((count, 1, height, width), generator, x.device) < 0.5).to(x.dtype)
 
@@ -41,5 +39,5 @@ class SaltPepper(ImpulseNoise):
 class ColorNoise(ImpulseNoise):
     """Random coloured pixels: a fraction `amount` of the pixels set to uniformly random colours."""
 
-    def replacement(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+    def replacement(self, x: Tensor, generator: Generator | None) -> Tensor:
         return uniform(tuple(x.shape), generator, x.device, x.dtype)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from typing import Optional
 
 import numpy as np
 import torch
@@ -32,7 +31,7 @@ class Jpeg(Degradation):
     def __init__(self, quality: Range = (30, 95)) -> None:
         self.quality = as_range("quality", quality, 1, 100)
 
-    def apply(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+    def apply(self, x: Tensor, generator: Generator | None) -> Tensor:
         if x.shape[1] not in (1, 3):
             raise ValueError(f"jpeg needs 1 or 3 channels, got {x.shape[1]}")
         qualities = torch.round(per_image(self.quality, x.shape[0], generator, x.device)).int().tolist()

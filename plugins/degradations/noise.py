@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from torch import Generator, Tensor
 
 from sr_toolkit.core.registry import DEGRADATIONS
@@ -20,7 +18,7 @@ class GaussianNoise(Degradation):
         self.sigma = as_range("sigma", sigma, 0.0)
         self.gray = gray
 
-    def apply(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+    def apply(self, x: Tensor, generator: Generator | None) -> Tensor:
         count, channels, height, width = x.shape
         sigma = per_image(self.sigma, count, generator, x.device).to(x.dtype).view(-1, 1, 1, 1)
         shape = (count, 1 if self.gray else channels, height, width)

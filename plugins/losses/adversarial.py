@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sr_toolkit.training.gan import AdversarialLoss
 from sr_toolkit.core.registry import LOSSES
+from sr_toolkit.training.gan import AdversarialLoss
 
 
 def _bce(logits: torch.Tensor, label: float) -> torch.Tensor:

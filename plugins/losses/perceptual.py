@@ -7,16 +7,16 @@ saying how to supply them; ``weights: random`` exists for tests and must be aske
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from sr_toolkit.evaluation.metrics import build_lpips
 from sr_toolkit.core.registry import LOSSES
 from sr_toolkit.core.weights import WeightsChoice, backbone_state_dict
+from sr_toolkit.evaluation.metrics import build_lpips
 
 VGG19_BLOCKS = (2, 2, 4, 4, 4)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -45,10 +45,10 @@ class VggPerceptualLoss(nn.Module):
     def __init__(
         self,
         layers: list[str] = ["relu5_4"],  # noqa: B006 - recipes give lists; never mutated
-        layer_weights: Optional[list[float]] = None,
+        layer_weights: list[float] | None = None,
         criterion: Literal["l1", "mse"] = "mse",
         weights: WeightsChoice = "pretrained",
-        weights_path: Optional[str] = None,
+        weights_path: str | None = None,
     ) -> None:
         super().__init__()
         known = vgg19_layer_indices()
@@ -99,7 +99,7 @@ class LpipsLoss(nn.Module):
         self,
         net: Literal["alex", "vgg", "squeeze"] = "vgg",
         weights: WeightsChoice = "pretrained",
-        weights_path: Optional[str] = None,
+        weights_path: str | None = None,
     ) -> None:
         super().__init__()
         self.model = build_lpips(net, weights, weights_path)

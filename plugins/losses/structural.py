@@ -6,8 +6,8 @@ import pytorch_msssim
 import torch
 from torch import nn
 
-from sr_toolkit.evaluation.metrics import check_ms_ssim_size
 from sr_toolkit.core.registry import LOSSES
+from sr_toolkit.evaluation.metrics import check_ms_ssim_size
 
 
 @LOSSES.register("ssim")

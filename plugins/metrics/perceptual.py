@@ -41,5 +41,5 @@ class Lpips(Metric):
         follows the inputs' device unless :meth:`to` placed it."""
         if self.follow_inputs:
             self.model.to(output.device)
-        pair = [metrics.shave(x, self.crop_border) for x in (output, target)]
-        return metrics.lpips_distance(*pair, self.model)
+        output, target = (metrics.shave(x, self.crop_border) for x in (output, target))
+        return metrics.lpips_distance(output, target, self.model)

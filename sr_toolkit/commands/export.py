@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     name = f"model '{contract.architecture}' of {args.model}"
     try:
         export_onnx(model, args.onnx, args.opset)
-    except Exception as exc:  # noqa: BLE001 - whatever the exporter raises becomes one line
+    except Exception as exc:
         raise SrToolkitError(f"cannot export {name} to ONNX: {failure_reason(exc)}") from exc
     print(f"wrote {args.onnx}: input 'image' (N, 3, H, W), output 'output' (N, 3, "
           f"{contract.scale}H, {contract.scale}W)")
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("not checked: onnxruntime is not installed")
         return OK
-    except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types
+    except Exception as exc:
         raise CommandFailed(f"onnxruntime cannot run the export of {name}: {failure_reason(exc)}") from exc
     verdict = "matches" if difference <= TOLERANCE else "DOES NOT match"
     print(f"onnxruntime {verdict} PyTorch on a {'x'.join(map(str, inputs.shape))} input: "

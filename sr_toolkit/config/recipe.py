@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from sr_toolkit.config.recipe_schema import APPLIES_TO, INHERITED_KEYS, RECIPE_SCHEMA, SPLITS, component_specs
+from sr_toolkit.config.recipe_schema import APPLIES_TO, INHERITED_KEYS, RECIPE_SCHEMA, SPLITS, Section, component_specs
 from sr_toolkit.config.rules import check_rules
 from sr_toolkit.core.discovery import import_plugins, is_plugin_file, plugin_file
 from sr_toolkit.core.errors import RecipeError
@@ -75,7 +75,12 @@ class Replace(dict):
     """A mapping tagged ``!replace`` in a recipe: it replaces the base's mapping instead of merging."""
 
 
-RecipeLoader.add_constructor("!replace", lambda loader, node: Replace(loader.construct_mapping(node, deep=True)))
+def construct_replace(loader: RecipeLoader, node: yaml.MappingNode) -> Replace:
+    """``!replace {...}``: the mapping, tagged to replace rather than merge."""
+    return Replace(loader.construct_mapping(node, deep=True))
+
+
+RecipeLoader.add_constructor("!replace", construct_replace)
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,7 +158,9 @@ def fill_component_defaults(raw: dict[str, Any]) -> None:
     raw.setdefault("seed", RECIPE_SCHEMA.fields["seed"].default())
     data = raw.setdefault("data", {})
     if isinstance(data, dict):
-        for split, node in RECIPE_SCHEMA.fields["data"].fields.items():
+        data_section = RECIPE_SCHEMA.fields["data"]
+        assert isinstance(data_section, Section)
+        for split, node in data_section.fields.items():
             if split in SPLITS and split not in data:
                 data[split] = node.default()
 
@@ -237,14 +244,14 @@ def dump_recipe(recipe: Mapping[str, Any]) -> str:
     ``scale`` or ``seed`` equal to the top level's, ``output_dir`` equal to ``runs/<name>``, and
     ``validation.crop_border`` equal to ``scale`` (``runs/x4/recipe.yaml scale=2 name=x2`` is then a
     new x2 run in ``runs/x2``, scored with a 2-pixel border)."""
-    recipe = copy.deepcopy(dict(recipe))
-    for _, _, spec in component_specs(recipe):
+    dumped = copy.deepcopy(dict(recipe))
+    for _, _, spec in component_specs(dumped):
         for key in INHERITED_KEYS:
-            if isinstance(spec, dict) and key in spec and spec[key] == recipe.get(key):
+            if isinstance(spec, dict) and key in spec and spec[key] == dumped.get(key):
                 del spec[key]
-    if recipe.get("output_dir") == default_output_dir(recipe.get("name") or ""):
-        del recipe["output_dir"]
-    validation = recipe.get("validation")
-    if isinstance(validation, dict) and validation.get("crop_border") == recipe.get("scale"):
+    if dumped.get("output_dir") == default_output_dir(dumped.get("name") or ""):
+        del dumped["output_dir"]
+    validation = dumped.get("validation")
+    if isinstance(validation, dict) and validation.get("crop_border") == dumped.get("scale"):
         del validation["crop_border"]
-    return yaml.safe_dump(recipe, sort_keys=False, default_flow_style=None)
+    return yaml.safe_dump(dumped, sort_keys=False, default_flow_style=None)

@@ -15,7 +15,7 @@ import copy
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from sr_toolkit.core.errors import RecipeError
 from sr_toolkit.core.registry import DATASETS, DEGRADATIONS, LOSSES, MODELS, Registry, closest, parameters
@@ -216,7 +216,7 @@ class ComponentList(Node):
 
 OPTIMIZER = Section(
     {
-        "type": Field(Literal[tuple(OPTIMIZERS)], "adam"),  # type: ignore[valid-type]  # names: the one table
+        "type": Field(Literal[tuple(OPTIMIZERS)], "adam"),  # names: the one table
         "lr": Field(float, 1e-3, doc="base learning rate"),
         "weight_decay": Field(float, 0.0),
         "betas": Field(tuple[float, float], [0.9, 0.999], doc=", ".join(optimizers_reading("betas"))),
@@ -227,12 +227,12 @@ OPTIMIZER = Section(
 
 RECIPE_SCHEMA = Section(
     {
-        "name": Field(Optional[str], None, doc="run name; default: the recipe file's stem"),
+        "name": Field(str | None, None, doc="run name; default: the recipe file's stem"),
         "plugins": Field(list[str], [], doc="extra plugin modules or .py files to import"),
         "task": Field(Literal["upscale", "restore"], "upscale"),
         "scale": Field(int, 1, check=at_least(1), doc="upscaling factor (1 for restoration)"),
         "seed": Field(int, 0),
-        "output_dir": Field(Optional[str], None, doc="default: runs/<name>"),
+        "output_dir": Field(str | None, None, doc="default: runs/<name>"),
         "model": Component(MODELS, doc="the network trained"),
         "degradation": ComponentList(
             DEGRADATIONS, doc="turns a clean target batch into the network input, on the training device"),
@@ -259,12 +259,12 @@ RECIPE_SCHEMA = Section(
         "train": Section(
             {
                 "max_steps": Field(int, 1000, check=at_least(1), doc="the run ends at max_steps or max_time"),
-                "max_time": Field(Union[str, float, None], None, check=duration_problem,
+                "max_time": Field(str | float | None, None, check=duration_problem,
                                   doc="training-time budget across resumes: 10m, 90s, 1h"),
                 "mixed_precision": Field(Literal["auto", "no", "fp16", "bf16"], "auto"),
                 "grad_accum": Field(int, 1, check=at_least(1), doc="batches per update (1 for a GAN)"),
-                "grad_clip": Field(Optional[float], None),
-                "ema": Field(Optional[float], None, doc="EMA decay of the weights, e.g. 0.999"),
+                "grad_clip": Field(float | None, None),
+                "ema": Field(float | None, None, doc="EMA decay of the weights, e.g. 0.999"),
                 "log_every": Field(int, 10, check=at_least(1)),
                 "val_every": Field(int, 250, check=at_least(1)),
                 "checkpoint_every": Field(int, 500, check=at_least(1)),
@@ -287,7 +287,7 @@ RECIPE_SCHEMA = Section(
                 "d_steps": Field(int, 1, check=at_least(1), doc="discriminator updates per generator update"),
                 "warmup_steps": Field(int, 0, check=at_least(0), doc="generator-only steps on the loss list"),
                 "r1_weight": Field(float, 0.0, doc="R1 gradient penalty on real images"),
-                "init_from": Field(Optional[str], None, doc="model.safetensors to start the generator from"),
+                "init_from": Field(str | None, None, doc="model.safetensors to start the generator from"),
                 "optimizer": OPTIMIZER,  # the discriminator's
             },
             doc="adversarial training",
@@ -297,8 +297,8 @@ RECIPE_SCHEMA = Section(
                 "metrics": Field(list[str], ["psnr", "ssim"], check=validation_metrics_problem,
                                  doc="registered metric names (sr-toolkit list metrics); psnr picks the best model"),
                 "y_channel": Field(bool, True, doc="PSNR/SSIM on BT.601 Y, as SR papers report"),
-                "crop_border": Field(Optional[int], None, check=at_least(0), doc="default: the scale"),
-                "max_images": Field(Optional[int], None, check=at_least(1)),
+                "crop_border": Field(int | None, None, check=at_least(0), doc="default: the scale"),
+                "max_images": Field(int | None, None, check=at_least(1)),
                 "samples": Field(int, 4, check=at_least(0), doc="images shown in each sample grid"),
             }
         ),

@@ -7,7 +7,7 @@ import types
 import typing
 from typing import Any, Literal, Union
 
-Range = Union[float, tuple[float, float]]
+Range = float | tuple[float, float]
 """A parameter given either as one number or as a [low, high] range sampled per image."""
 
 

@@ -10,14 +10,14 @@ the engine seeds it per step, so a resumed run degrades exactly as the uninterru
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Generator, Tensor
 
 from sr_toolkit.core.registry import DEGRADATIONS
 
-Degrade = Callable[[Tensor, Optional[Generator]], Tensor]
+Degrade = Callable[[Tensor, Generator | None], Tensor]
 
 
 def _show(value: Any) -> str:
@@ -35,14 +35,14 @@ class Degradation:
     (low, high) tuples), which is what the repr shows.
     """
 
-    def __call__(self, x: Tensor, generator: Optional[Generator] = None) -> Tensor:
+    def __call__(self, x: Tensor, generator: Generator | None = None) -> Tensor:
         if x.dim() != 4 or not torch.is_floating_point(x):
             raise ValueError(
                 f"{type(self).__name__} expects a float batch (N, C, H, W), got {x.dtype} {tuple(x.shape)}"
             )
         return self.apply(x, generator)
 
-    def apply(self, x: Tensor, generator: Optional[Generator]) -> Tensor:
+    def apply(self, x: Tensor, generator: Generator | None) -> Tensor:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -57,7 +57,7 @@ class Pipeline:
     def __init__(self, steps: Sequence[Degrade]) -> None:
         self.steps = list(steps)
 
-    def __call__(self, x: Tensor, generator: Optional[Generator] = None) -> Tensor:
+    def __call__(self, x: Tensor, generator: Generator | None = None) -> Tensor:
         for step in self.steps:
             x = step(x, generator)
         return x

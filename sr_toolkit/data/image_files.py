@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -73,7 +72,7 @@ class FileDataset(PatchDataset):
         sources: Sequence[Source],
         where: str,
         split: Split,
-        patch_size: Optional[int],
+        patch_size: int | None,
         augment: bool,
         seed: int,
         scale: int,

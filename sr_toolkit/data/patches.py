@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from typing import Literal, Optional
+from typing import Literal
 
 import torch
 from torch.utils.data import Dataset
@@ -66,7 +66,7 @@ class PatchDataset(Dataset):
     ``patch_size`` or a ``patch_size`` that is not a positive multiple of ``scale``.
     """
 
-    def __init__(self, split: Split, patch_size: Optional[int], augment: bool, seed: int, scale: int) -> None:
+    def __init__(self, split: Split, patch_size: int | None, augment: bool, seed: int, scale: int) -> None:
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         if not isinstance(scale, int) or scale < 1:

@@ -7,7 +7,6 @@ and then moved to the images' device, so a seeded generator reproduces a result 
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch import Generator, Tensor
@@ -15,7 +14,7 @@ from torch import Generator, Tensor
 from sr_toolkit.core.typecheck import Range
 
 
-def as_range(name: str, value: Range, low: float = 0.0, high: Optional[float] = None) -> tuple[float, float]:
+def as_range(name: str, value: Range, low: float = 0.0, high: float | None = None) -> tuple[float, float]:
     """A number or [low, high] as a (low, high) tuple, checked to lie within [low, high]."""
     bounds = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
     allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
@@ -29,30 +28,30 @@ def as_range(name: str, value: Range, low: float = 0.0, high: Optional[float] = 
     return first, last
 
 
-def _source(generator: Optional[Generator], device: torch.device) -> torch.device:
+def _source(generator: Generator | None, device: torch.device) -> torch.device:
     return generator.device if generator is not None else device
 
 
-def uniform(shape: tuple[int, ...], generator: Optional[Generator], device: torch.device,
+def uniform(shape: tuple[int, ...], generator: Generator | None, device: torch.device,
             dtype: torch.dtype = torch.float32) -> Tensor:
     """Uniform values in [0, 1) of ``shape`` on ``device``."""
     return torch.rand(shape, generator=generator, device=_source(generator, device), dtype=dtype).to(device)
 
 
-def normal(shape: tuple[int, ...], generator: Optional[Generator], device: torch.device,
+def normal(shape: tuple[int, ...], generator: Generator | None, device: torch.device,
            dtype: torch.dtype = torch.float32) -> Tensor:
     """Standard normal values of ``shape`` on ``device``."""
     return torch.randn(shape, generator=generator, device=_source(generator, device), dtype=dtype).to(device)
 
 
-def per_image(bounds: tuple[float, float], count: int, generator: Optional[Generator],
+def per_image(bounds: tuple[float, float], count: int, generator: Generator | None,
               device: torch.device) -> Tensor:
     """One value per image, uniform in [low, high] (exactly ``low`` when the range is one number)."""
     low, high = bounds
     return low + (high - low) * uniform((count,), generator, device)
 
 
-def choose_pixels(fractions: Tensor, height: int, width: int, generator: Optional[Generator]) -> Tensor:
+def choose_pixels(fractions: Tensor, height: int, width: int, generator: Generator | None) -> Tensor:
     """A (N, 1, H, W) mask selecting exactly ``round(fraction * H * W)`` random pixels per image."""
     count, pixels = fractions.numel(), height * width
     order = uniform((count, pixels), generator, fractions.device).argsort(dim=1)
@@ -62,13 +61,13 @@ def choose_pixels(fractions: Tensor, height: int, width: int, generator: Optiona
     return chosen.view(count, 1, height, width)
 
 
-def permutation(count: int, generator: Optional[Generator]) -> list[int]:
+def permutation(count: int, generator: Generator | None) -> list[int]:
     """A random order of ``range(count)``."""
     device = generator.device if generator is not None else torch.device("cpu")
     return torch.randperm(count, generator=generator, device=device).tolist()
 
 
-def categorical(weights: list[float], count: int, generator: Optional[Generator],
+def categorical(weights: list[float], count: int, generator: Generator | None,
                 device: torch.device) -> Tensor:
     """``count`` indices drawn with probabilities proportional to ``weights``."""
     probabilities = torch.tensor(weights, dtype=torch.float64, device=_source(generator, device))

@@ -7,9 +7,11 @@ restoration baseline is the degraded input itself.
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import Tensor
 
-from sr_toolkit.core.resize import imresize_8bit
+from sr_toolkit.core.resize import Mode, imresize_8bit
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 """Upscaling baselines: MATLAB's ``imresize`` of the 8-bit input, bit for bit."""
@@ -31,4 +33,4 @@ def baseline_output(name: str, inputs: Tensor, scale: int) -> Tensor:
     """Baseline ``name``'s output for (..., C, h, w) inputs in [0, 1]: the inputs themselves for
     ``input``, else the MATLAB interpolation of their 8-bit version, (..., C, scale h, scale w) on the
     8-bit grid."""
-    return inputs if name == IDENTITY else imresize_8bit(inputs, scale=scale, mode=name)
+    return inputs if name == IDENTITY else imresize_8bit(inputs, scale=scale, mode=cast(Mode, name))

@@ -32,13 +32,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sr_toolkit.core.model_contract import contract_of
 from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core.errors import first_line
 from sr_toolkit.core.imageio import match_channels, quantize
+from sr_toolkit.core.model_contract import contract_of
 from sr_toolkit.core.model_file import load_model
-from sr_toolkit.evaluation.baselines import (IDENTITY, INTERPOLATIONS, available_baselines, baseline_output,
-                                             default_baseline)
+from sr_toolkit.evaluation.baselines import (
+    IDENTITY,
+    INTERPOLATIONS,
+    available_baselines,
+    baseline_output,
+    default_baseline,
+)
 from sr_toolkit.evaluation.inputs import EvaluationError, find_pairs, load_pair
 from sr_toolkit.evaluation.scoring import Column, Results, Sample, build_columns, too_small_note
 from sr_toolkit.inference.tiling import auto_tile, forward_tiled
@@ -318,7 +323,7 @@ class Evaluation:
         for metric in self.metrics:
             infinite = sorted({image for method in self.results.methods
                                for image, values in self.results.scores[method].items()
-                               if values[metric.name] is not None and math.isinf(values[metric.name])})
+                               if (value := values[metric.name]) is not None and math.isinf(value)})
             if infinite:
                 notes.append(f"{metric.name}: infinite (output identical to the target) on "
                              f"{', '.join(infinite)}; written as null in results.json")

@@ -17,7 +17,6 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +30,7 @@ from sr_toolkit.core.imageio import match_channels, save_image, to_pil
 from sr_toolkit.evaluation.baselines import IDENTITY
 from sr_toolkit.evaluation.scoring import Column, Results, Sample
 
-Scores = dict[str, dict[str, Optional[float]]]
+Scores = dict[str, dict[str, float | None]]
 """Method -> metric -> value."""
 
 GROUND_TRUTH = "ground truth"
@@ -292,7 +291,8 @@ def _image_section(index: int, entry: ImageEntry, results: Results) -> str:
 
 def _asset(name: str) -> str:
     """A file shipped in ``sr_toolkit/evaluation/assets`` (the page's stylesheet and script)."""
-    return importlib.resources.files("sr_toolkit.evaluation").joinpath("assets", name).read_text(encoding="utf-8")
+    assets = importlib.resources.files("sr_toolkit.evaluation").joinpath("assets")
+    return assets.joinpath(name).read_text(encoding="utf-8")
 
 
 def render_html(results: Results, entries: list[ImageEntry]) -> str:

@@ -198,7 +198,7 @@ class Results:
         """Mean of each metric over the images where it has a value (None where it has none)."""
         means: dict[str, float | None] = {}
         for metric in self.metrics:
-            values = [v[metric.name] for v in self.scores[method].values() if v[metric.name] is not None]
+            values = [value for v in self.scores[method].values() if (value := v[metric.name]) is not None]
             means[metric.name] = math.fsum(values) / len(values) if values else None
         return means
 

@@ -80,7 +80,7 @@ def prepare(model: nn.Module, device: str | torch.device = "cpu", half: bool = F
     (:func:`half_dtype`; bfloat16 is fast only on CPUs with AMX or AVX-512 BF16)."""
     device = torch.device(device)
     dtype = half_dtype(contract_of(model), device) if half else torch.float32
-    return model.eval().to(device=device, dtype=dtype, memory_format=torch.channels_last)
+    return model.eval().to(device=device, dtype=dtype).to(memory_format=torch.channels_last)
 
 
 class GrayNetwork(nn.Module):

@@ -24,24 +24,23 @@ from rich.console import Console
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from sr_toolkit.core import checkpoint
+from sr_toolkit.core.errors import SrToolkitError, TrainingDiverged
+from sr_toolkit.core.model_file import save_model
+from sr_toolkit.core.precision import choose_precision
+from sr_toolkit.core.registry import DATASETS, MODELS
+from sr_toolkit.core.threads import configure_threads
 from sr_toolkit.data.batches import DrawSampler, training_batches
 from sr_toolkit.data.degrade import build_pipeline
 from sr_toolkit.training.display import TrainingDisplay, format_seconds, validation_line
-from sr_toolkit.core.errors import SrToolkitError, TrainingDiverged
+from sr_toolkit.training.gan import GanParts
 from sr_toolkit.training.losses import WeightedLoss
-from sr_toolkit.core.model_file import save_model
 from sr_toolkit.training.nonfinite import GRADIENTS, NonFiniteWatch, describe
 from sr_toolkit.training.optimizers import build_optimizer
 from sr_toolkit.training.plots import plot_curves
-from sr_toolkit.core.precision import choose_precision
-from sr_toolkit.training.gan import GanParts
-from sr_toolkit.core.registry import DATASETS, MODELS
-from sr_toolkit.training.resume import (Counters, check_resumable, check_same_model, checkpoint_to_resume,
-                                        saved_progress)
+from sr_toolkit.training.resume import Counters, check_resumable, check_same_model, checkpoint_to_resume, saved_progress
 from sr_toolkit.training.run_folder import RunFolder
 from sr_toolkit.training.schedule import RunProgress, lr_factor, parse_duration
 from sr_toolkit.training.stop import StopRequested, StopSignal
-from sr_toolkit.core.threads import configure_threads
 from sr_toolkit.training.updates import Updates
 from sr_toolkit.training.validation import ValidationResult, validate
 
@@ -310,7 +309,9 @@ class Trainer:
         """Count a skipped step, with a log line; stop after ``max_consecutive_skips`` in a row."""
         self.state.skipped += 1
         self.consecutive_skips += 1
-        name, first = self.watch.culprit()
+        culprit = self.watch.culprit()
+        assert culprit is not None, "a skipped update has a non-finite value"
+        name, first = culprit
         if self.main:
             log.warning("step %d: %s was NaN or inf: update skipped (%d skipped in all)", self.state.step + 1,
                         describe(name), self.state.skipped)
@@ -371,7 +372,7 @@ class Trainer:
 
     def _validate_and_log(self) -> ValidationResult | None:
         result = None
-        if self.main:
+        if self.main and self.val_set is not None:
             result = validate(self._eval_model(), self.val_set, self.degrade, self.recipe, self.device,
                               self.accelerator.autocast, self.folder.samples, self.state.step)
             record = {"step": self.state.step, **result.record()}

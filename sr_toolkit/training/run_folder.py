@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sr_toolkit.core.atomic import atomic_path
 from sr_toolkit.config.recipe import dump_recipe
+from sr_toolkit.core.atomic import atomic_path
 
 CHECKPOINT_PATTERN = re.compile(r"step_(\d+)\.safetensors")
 

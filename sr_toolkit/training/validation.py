@@ -18,11 +18,11 @@ from typing import Any
 import torch
 from PIL import Image
 from rich.table import Table
-from torch.utils.data import Dataset
 
 from sr_toolkit.core.atomic import atomic_path
 from sr_toolkit.core.imageio import quantize
 from sr_toolkit.core.registry import METRICS
+from sr_toolkit.data.patches import PatchDataset
 from sr_toolkit.evaluation.baselines import IDENTITY, baseline_output, default_baseline
 from sr_toolkit.evaluation.report import comparison_grid, means_table
 from sr_toolkit.evaluation.scoring import Column, Sample, build_columns
@@ -128,7 +128,7 @@ def save_grid(grid: Image.Image, path: Path) -> None:
 @torch.no_grad()
 def validate(
     model: torch.nn.Module,
-    dataset: Dataset,
+    dataset: PatchDataset,
     degrade: Degrade,
     recipe: dict[str, Any],
     device: torch.device,
@@ -149,7 +149,7 @@ def validate(
     was_training = model.training
     model.eval()
     for index in range(count):
-        item = dataset[index]
+        item: dict[str, Any] = dataset[index]
         target = item["target"][None].to(device)
         if "input" in item:
             inputs = item["input"][None].to(device)
@@ -165,8 +165,10 @@ def validate(
             result.add(metric.name, metric.score(output, target))
             result.add(f"baseline_{metric.name}", metric.score(reference, target))
         if samples_dir is not None and index < options["samples"]:
-            images = (x[0].cpu() for x in (inputs, reference, output, target))
-            grid = sample_grid(item["name"], *images, result.baseline)
-            save_grid(grid, samples_dir / f"step_{step:07d}_{Path(item['name']).stem}.png")
+            shown_input, shown_reference, shown_output, shown_target = (
+                x[0].cpu() for x in (inputs, reference, output, target))
+            name = str(item["name"])
+            grid = sample_grid(name, shown_input, shown_reference, shown_output, shown_target, result.baseline)
+            save_grid(grid, samples_dir / f"step_{step:07d}_{Path(name).stem}.png")
     model.train(was_training)
     return result
