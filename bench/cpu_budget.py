@@ -42,15 +42,26 @@ CPU_FLAGS_SHOWN = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 def run_ours(recipe: str, data: Path, budget: str, out: Path, overrides: list[str]) -> dict:
     """The user's command in a subprocess; steps and seconds from the run's metrics.jsonl."""
-    command = [sys.executable, str(ROOT / "tools/train.py"), recipe, f"data.train.root={data}",
-               f"train.max_time={budget}", f"output_dir={out}", *overrides]
+    command = [
+        sys.executable,
+        str(ROOT / "tools/train.py"),
+        recipe,
+        f"data.train.root={data}",
+        f"train.max_time={budget}",
+        f"output_dir={out}",
+        *overrides,
+    ]
     print("ours:", " ".join(command[1:]), flush=True)
     started = time.perf_counter()
     subprocess.run(command, check=True)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     last = max((r for r in records if "loss" in r), key=lambda r: r["step"])
-    return {"model": out / "model.safetensors", "steps": last["step"], "train_seconds": last["time"],
-            "wall_seconds": time.perf_counter() - started}
+    return {
+        "model": out / "model.safetensors",
+        "steps": last["step"],
+        "train_seconds": last["time"],
+        "wall_seconds": time.perf_counter() - started,
+    }
 
 
 def decode_folder(folder: Path, scale: int) -> list[torch.Tensor]:
@@ -69,7 +80,7 @@ def random_patch(images: list[torch.Tensor], size: int) -> torch.Tensor:
     image = images[random.randrange(len(images))]
     top = random.randrange(image.shape[1] - size + 1)
     left = random.randrange(image.shape[2] - size + 1)
-    patch = image[:, top:top + size, left:left + size]
+    patch = image[:, top : top + size, left : left + size]
     if random.random() < 0.5:
         patch = patch.flip(-1)
     if random.random() < 0.5:
@@ -92,8 +103,11 @@ def run_plain(recipe: dict, data: Path, budget: float, out: Path) -> dict:
     memory_format = torch.channels_last if precision.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=base_lr)
-    print(f"plain: {len(images)} images, {precision.mixed_precision}, channels_last={precision.channels_last}, "
-          f"{budget:.0f} s", flush=True)
+    print(
+        f"plain: {len(images)} images, {precision.mixed_precision}, channels_last={precision.channels_last}, "
+        f"{budget:.0f} s",
+        flush=True,
+    )
     steps, started = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - started) < budget:
         for group in optimizer.param_groups:
@@ -116,16 +130,28 @@ def run_plain(recipe: dict, data: Path, budget: float, out: Path) -> dict:
 
 def score(models: dict[str, Path], folder: Path, scale: int) -> dict[str, float]:
     """Mean PSNR-Y of bicubic and each model on one benchmark folder (literature conventions)."""
-    settings = Settings(data=folder, scale=scale, models=tuple(models.values()), baselines=("bicubic",),
-                        metrics=("psnr",), y_channel=True)
+    settings = Settings(
+        data=folder,
+        scale=scale,
+        models=tuple(models.values()),
+        baselines=("bicubic",),
+        metrics=("psnr",),
+        y_channel=True,
+    )
     results = Evaluation(settings).run()
     names = ["bicubic", *results.models]
     return {label: results.mean(name)["psnr"] for label, name in zip(["bicubic", *models], names)}
 
 
 def cpu_line() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), "unknown CPU")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
     flags = [flag for flag in CPU_FLAGS_SHOWN if flag in cpu_flags()]
     return f"{model}, {torch.get_num_threads()} threads, flags: {' '.join(flags) or 'none of ' + str(CPU_FLAGS_SHOWN)}"
 
@@ -142,19 +168,26 @@ def main() -> None:
     args = parser.parse_args()
     recipe = load_recipe(args.recipe, [f"data.train.root={args.data}", *args.overrides])
     print(cpu_line(), flush=True)
-    runs = {"ours": run_ours(args.recipe, args.data, args.budget, args.out / "ours", args.overrides),
-            "plain": run_plain(recipe, args.data, parse_duration(args.budget), args.out / "plain")}
+    runs = {
+        "ours": run_ours(args.recipe, args.data, args.budget, args.out / "ours", args.overrides),
+        "plain": run_plain(recipe, args.data, parse_duration(args.budget), args.out / "plain"),
+    }
     scale = recipe["scale"]
-    scores = {name: score({label: run["model"] for label, run in runs.items()},
-                          args.eval / name / f"image_SRF_{scale}", scale) for name in args.sets}
+    scores = {
+        name: score(
+            {label: run["model"] for label, run in runs.items()}, args.eval / name / f"image_SRF_{scale}", scale
+        )
+        for name in args.sets
+    }
     batch = recipe["data"]["batch_size"]
     print(f"\n{cpu_line()}\nbudget {args.budget}, x{scale}, PSNR-Y (dB), gain over bicubic in brackets")
     header = f"{'':>6} {'steps':>7} {'images/s':>9} " + " ".join(f"{name:>16}" for name in args.sets)
     print(header)
     print(f"{'bicubic':>6} {'':>7} {'':>9} " + " ".join(f"{scores[s]['bicubic']:>16.2f}" for s in args.sets))
     for label, run in runs.items():
-        cells = " ".join(f"{scores[s][label]:>8.2f} ({scores[s][label] - scores[s]['bicubic']:+.2f})"
-                         for s in args.sets)
+        cells = " ".join(
+            f"{scores[s][label]:>8.2f} ({scores[s][label] - scores[s]['bicubic']:+.2f})" for s in args.sets
+        )
         rate = run["steps"] * batch / run["train_seconds"]
         print(f"{label:>6} {run['steps']:>7} {rate:>9.1f} {cells}")
     for name in args.sets:

@@ -32,10 +32,19 @@ WARMUP = 10
 def ours(recipe: dict, steps: int) -> float:
     """Steps/s of the engine between step WARMUP and the last step, from its own log."""
     with tempfile.TemporaryDirectory() as folder:
-        run = {**recipe, "output_dir": folder,
-               "train": {**recipe["train"], "max_steps": steps, "log_every": WARMUP, "max_time": None,
-                         "val_every": 10**9, "checkpoint_every": 10**9},
-               "data": {**recipe["data"], "val": None}}
+        run = {
+            **recipe,
+            "output_dir": folder,
+            "train": {
+                **recipe["train"],
+                "max_steps": steps,
+                "log_every": WARMUP,
+                "max_time": None,
+                "val_every": 10**9,
+                "checkpoint_every": 10**9,
+            },
+            "data": {**recipe["data"], "val": None},
+        }
         trainer = Trainer(run)
         trainer.fit()
         times = {r["step"]: r["time"] for r in trainer.folder.records() if "loss" in r}
@@ -52,8 +61,12 @@ def plain(recipe: dict, steps: int) -> float:
     criterion = WeightedLoss(recipe["loss"])
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe["optimizer"]["lr"])
     degrade = build_pipeline(recipe["degradation"])
-    data = DataLoader(DATASETS.build(recipe["data"]["train"]), batch_size=recipe["data"]["batch_size"],
-                      sampler=count(), num_workers=recipe["data"]["num_workers"])
+    data = DataLoader(
+        DATASETS.build(recipe["data"]["train"]),
+        batch_size=recipe["data"]["batch_size"],
+        sampler=count(),
+        num_workers=recipe["data"]["num_workers"],
+    )
     dtype = torch.bfloat16 if precision.mixed_precision == "bf16" else None
     started = 0.0
     for step, batch in zip(range(steps), data):
@@ -87,8 +100,10 @@ def main() -> None:
         speeds["plain"].append(plain(recipe, args.steps))
         print(f"round {round_ + 1}: ours {speeds['ours'][-1]:.3f} steps/s, plain {speeds['plain'][-1]:.3f} steps/s")
     ours_median, plain_median = (statistics.median(v) for v in speeds.values())
-    print(f"median: ours {ours_median:.3f} steps/s, plain {plain_median:.3f} steps/s, "
-          f"ratio {ours_median / plain_median:.3f}, overhead {100 * (1 - ours_median / plain_median):+.1f}%")
+    print(
+        f"median: ours {ours_median:.3f} steps/s, plain {plain_median:.3f} steps/s, "
+        f"ratio {ours_median / plain_median:.3f}, overhead {100 * (1 - ours_median / plain_median):+.1f}%"
+    )
 
 
 if __name__ == "__main__":

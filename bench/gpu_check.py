@@ -240,13 +240,23 @@ class StepClock:
     def speed(self, images_per_step: int, precision: Precision, data_line: str) -> Speed:
         if len(self.notes) < 2:
             second = self.plan.warmup + min(self.plan.every, self.plan.steps)
-            raise RuntimeError(f"no timed steps: the {self.plan.cap:g} s cap (--cap) ended the run before step "
-                               f"{second}, or the engine no longer draws batches through Trainer._batches")
+            raise RuntimeError(
+                f"no timed steps: the {self.plan.cap:g} s cap (--cap) ended the run before step "
+                f"{second}, or the engine no longer draws batches through Trainer._batches"
+            )
         (first, start, waited_before), (last, end, waited_after) = self.notes[0], self.notes[-1]
         rate = (last - first) / (end - start)
-        return Speed(last - first, rate, rate * images_per_step, 100 * (waited_after - waited_before) / (end - start),
-                     precision, self.batch_device, data_line, statistics.mean(self.busy) if self.busy else None,
-                     peak_memory_gib(self.device))
+        return Speed(
+            last - first,
+            rate,
+            rate * images_per_step,
+            100 * (waited_after - waited_before) / (end - start),
+            precision,
+            self.batch_device,
+            data_line,
+            statistics.mean(self.busy) if self.busy else None,
+            peak_memory_gib(self.device),
+        )
 
 
 @dataclass
@@ -267,8 +277,9 @@ class Context:
 
     def speed(self, name: str, label: str) -> Speed:
         """The engine's speed on recipe ``name`` under numerics ``label``, measured once."""
-        return remembered(self.speeds, (name, label),
-                          lambda: engine_speed(self, name, f"train.mixed_precision={NUMERICS[label]}"))
+        return remembered(
+            self.speeds, (name, label), lambda: engine_speed(self, name, f"train.mixed_precision={NUMERICS[label]}")
+        )
 
     def step_flops(self, name: str) -> float:
         return remembered(self.flops, name, lambda: step_flops(self, name))
@@ -311,9 +322,15 @@ def error_text(exc: BaseException) -> str:
 
 def timed_overrides(plan: Plan, folder: str) -> list[str]:
     """A run of warm-up and timed steps within the cap; no validation, no checkpoints until the end."""
-    return [f"output_dir={folder}", "data.val=null", f"train.max_steps={plan.warmup + plan.steps + 1}",
-            f"train.max_time={plan.cap}s", f"train.log_every={plan.every}", f"train.val_every={NEVER}",
-            f"train.checkpoint_every={NEVER}"]
+    return [
+        f"output_dir={folder}",
+        "data.val=null",
+        f"train.max_steps={plan.warmup + plan.steps + 1}",
+        f"train.max_time={plan.cap}s",
+        f"train.log_every={plan.every}",
+        f"train.val_every={NEVER}",
+        f"train.checkpoint_every={NEVER}",
+    ]
 
 
 def engine_speed(ctx: Context, name: str, *overrides: str) -> Speed:
@@ -343,8 +360,13 @@ def plain_speed(ctx: Context, recipe: dict[str, Any]) -> Speed:
     criterion = WeightedLoss(recipe["loss"]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe["optimizer"]["lr"])
     degrade = build_pipeline(recipe["degradation"])
-    data = DataLoader(DATASETS.build(recipe["data"]["train"]), batch_size=recipe["data"]["batch_size"],
-                      sampler=count(), num_workers=recipe["data"]["num_workers"], pin_memory=device.type == "cuda")
+    data = DataLoader(
+        DATASETS.build(recipe["data"]["train"]),
+        batch_size=recipe["data"]["batch_size"],
+        sampler=count(),
+        num_workers=recipe["data"]["num_workers"],
+        pin_memory=device.type == "cuda",
+    )
     dtype = HALF.get(precision.mixed_precision)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
     clock = StepClock(plan, device, 1)
@@ -374,8 +396,16 @@ def step_flops(ctx: Context, name: str) -> float:
     both networks), counted by torch's FlopCounterMode over a one-step run of the engine. The count
     depends on shapes alone, so one fp32 count serves every numerics."""
     with tempfile.TemporaryDirectory(dir=ctx.work) as folder, LogLines():
-        trainer = Trainer(ctx.recipe(name, f"output_dir={folder}", "data.val=null", "train.max_steps=1",
-                                     "train.max_time=null", "train.mixed_precision=no"))
+        trainer = Trainer(
+            ctx.recipe(
+                name,
+                f"output_dir={folder}",
+                "data.val=null",
+                "train.max_steps=1",
+                "train.max_time=null",
+                "train.mixed_precision=no",
+            )
+        )
         with FlopCounterMode(display=False) as counter:
             trainer.fit()
     return float(counter.get_total_flops())
@@ -386,12 +416,16 @@ def resume_difference(ctx: Context, name: str) -> tuple[bool, float]:
     under ``auto``, and the largest difference. A step schedule depends on the step alone, so the
     first half of the long run is the short run."""
     n = ctx.plan.resume_steps
-    common = ["scheduler={type: step, step_size: 2, warmup_steps: 1}", "data.val=null", "train.max_time=null",
-              f"train.checkpoint_every={n}", "train.mixed_precision=auto"]
+    common = [
+        "scheduler={type: step, step_size: 2, warmup_steps: 1}",
+        "data.val=null",
+        "train.max_time=null",
+        f"train.checkpoint_every={n}",
+        "train.mixed_precision=auto",
+    ]
 
     def run(folder: Path, steps: int, resume: bool = False) -> Trainer:
-        trainer = Trainer(ctx.recipe(name, *common, f"output_dir={folder}", f"train.max_steps={steps}"),
-                          resume=resume)
+        trainer = Trainer(ctx.recipe(name, *common, f"output_dir={folder}", f"train.max_steps={steps}"), resume=resume)
         trainer.fit()
         return trainer
 
@@ -411,9 +445,19 @@ def resume_difference(ctx: Context, name: str) -> tuple[bool, float]:
 def deterministic_child(ctx: Context) -> dict[str, Any]:
     """The resume check and the engine's speed in a child process with deterministic algorithms."""
     result = ctx.work / "deterministic.json"
-    command = [sys.executable, str(Path(__file__).resolve()), "--deterministic-child", str(result),
-               "--device", ctx.device.type, "--steps", str(ctx.plan.steps), "--cap", str(ctx.plan.cap),
-               *(["--quick"] if ctx.plan.quick else [])]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--deterministic-child",
+        str(result),
+        "--device",
+        ctx.device.type,
+        "--steps",
+        str(ctx.plan.steps),
+        "--cap",
+        str(ctx.plan.cap),
+        *(["--quick"] if ctx.plan.quick else []),
+    ]
     env = {**os.environ, "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=3 * ctx.plan.cap + 120)
     if done.returncode != 0:
@@ -469,9 +513,15 @@ def run_eval_tool(argv: list[str]) -> tuple[int, str]:
 def check_train(ctx: Context, row: Row, name: str, label: str) -> None:
     """Speed first, so that a failed FLOP count still leaves it in the row."""
     speed = ctx.speed(name, label)
-    row.values = {"precision": describe(speed.precision), "steps": speed.steps, "steps_per_s": speed.steps_per_s,
-                  "images_per_s": speed.images_per_s, "data_wait_pct": speed.data_wait_pct,
-                  "gpu_busy_pct": speed.gpu_busy_pct, "peak_gpu_gib": speed.peak_gpu_gib}
+    row.values = {
+        "precision": describe(speed.precision),
+        "steps": speed.steps,
+        "steps_per_s": speed.steps_per_s,
+        "images_per_s": speed.images_per_s,
+        "data_wait_pct": speed.data_wait_pct,
+        "gpu_busy_pct": speed.gpu_busy_pct,
+        "peak_gpu_gib": speed.peak_gpu_gib,
+    }
     notes = []
     if speed.steps < ctx.plan.steps:
         notes.append(f"the {ctx.plan.cap:g} s cap stopped it after {speed.steps} timed steps")
@@ -481,8 +531,12 @@ def check_train(ctx: Context, row: Row, name: str, label: str) -> None:
     flops = ctx.step_flops(name)
     peak, source = ctx.peak_tflops(speed.precision)
     achieved = flops * speed.steps_per_s / 1e12
-    row.values.update(step_gflop=flops / 1e9, tflop_per_s=achieved, peak_tflop_per_s=peak,
-                      mfu_pct=100 * achieved / peak if peak else "unknown")
+    row.values.update(
+        step_gflop=flops / 1e9,
+        tflop_per_s=achieved,
+        peak_tflop_per_s=peak,
+        mfu_pct=100 * achieved / peak if peak else "unknown",
+    )
     row.note = "; ".join([source, *notes])
 
 
@@ -492,19 +546,29 @@ def check_overhead(ctx: Context, row: Row) -> None:
         ours.append(engine_speed(ctx, MAIN, "train.ema=null"))
         plain.append(plain_speed(ctx, ctx.recipe(MAIN, "train.ema=null")))
     ours_rate, plain_rate = (statistics.median(s.steps_per_s for s in runs) for runs in (ours, plain))
-    row.values = {"ours_steps_per_s": ours_rate, "plain_steps_per_s": plain_rate, "ratio": ours_rate / plain_rate,
-                  "ours_data_wait_pct": statistics.median(s.data_wait_pct for s in ours),
-                  "plain_data_wait_pct": statistics.median(s.data_wait_pct for s in plain)}
-    row.note = (f"{ctx.plan.rounds} round(s) alternated, medians; EMA off in both; plain: DataLoader + copy to "
-                f"the device, {describe(plain[0].precision)}, torch.optim.Adam")
+    row.values = {
+        "ours_steps_per_s": ours_rate,
+        "plain_steps_per_s": plain_rate,
+        "ratio": ours_rate / plain_rate,
+        "ours_data_wait_pct": statistics.median(s.data_wait_pct for s in ours),
+        "plain_data_wait_pct": statistics.median(s.data_wait_pct for s in plain),
+    }
+    row.note = (
+        f"{ctx.plan.rounds} round(s) alternated, medians; EMA off in both; plain: DataLoader + copy to "
+        f"the device, {describe(plain[0].precision)}, torch.optim.Adam"
+    )
 
 
 def check_data_path(ctx: Context, row: Row) -> None:
     speed = ctx.speed(MAIN, "auto")
     held = speed.data_line.startswith(f"data: decoded images held on {ctx.device.type}")
     on_device = speed.batch_device.split(":")[0] == ctx.device.type
-    row.values = {"batches_on": speed.batch_device, "data_wait_pct": speed.data_wait_pct,
-                  "gpu_busy_pct": speed.gpu_busy_pct, "log": speed.data_line}
+    row.values = {
+        "batches_on": speed.batch_device,
+        "data_wait_pct": speed.data_wait_pct,
+        "gpu_busy_pct": speed.gpu_busy_pct,
+        "log": speed.data_line,
+    }
     row.status = "ok" if held and on_device else "failed"
     row.note = "from the train row's run; data wait: host time in next(batches) over the timed wall clock"
 
@@ -512,16 +576,22 @@ def check_data_path(ctx: Context, row: Row) -> None:
 def check_resume(ctx: Context, row: Row) -> None:
     exact, largest = resume_difference(ctx, MAIN)
     row.values = {"exact": exact, "max_diff": largest}
-    row.note = (f"auto numerics, {ctx.plan.resume_steps} + {ctx.plan.resume_steps} steps, "
-                + ("bit-exact as it is" if exact else "not bit-exact as it is"))
+    row.note = f"auto numerics, {ctx.plan.resume_steps} + {ctx.plan.resume_steps} steps, " + (
+        "bit-exact as it is" if exact else "not bit-exact as it is"
+    )
     child = deterministic_child(ctx)
     default_rate = ctx.speed(MAIN, "auto").steps_per_s
-    row.values.update(exact_deterministic=child["exact"], max_diff_deterministic=child["max_diff"],
-                      steps_per_s=default_rate, steps_per_s_deterministic=child["steps_per_s"],
-                      deterministic_cost_pct=100 * (1 - child["steps_per_s"] / default_rate))
+    row.values.update(
+        exact_deterministic=child["exact"],
+        max_diff_deterministic=child["max_diff"],
+        steps_per_s=default_rate,
+        steps_per_s_deterministic=child["steps_per_s"],
+        deterministic_cost_pct=100 * (1 - child["steps_per_s"] / default_rate),
+    )
     row.status = "ok" if exact or child["exact"] else "failed"
-    row.note += ("; deterministic: torch.use_deterministic_algorithms(True) + CUBLAS_WORKSPACE_CONFIG=:4096:8 "
-                 "in a child process")
+    row.note += (
+        "; deterministic: torch.use_deterministic_algorithms(True) + CUBLAS_WORKSPACE_CONFIG=:4096:8 in a child process"
+    )
 
 
 def check_upscale(ctx: Context, row: Row, name: str) -> None:
@@ -544,11 +614,19 @@ def check_upscale(ctx: Context, row: Row, name: str) -> None:
     synchronize(ctx.device)
     seconds = time.perf_counter() - started
     megapixels = out[0, 0].numel() / 1e6
-    row.values = {"input": f"{width}x{height}", "output_mp": megapixels, "tile": ctx.plan.tile,
-                  "precision": str(next(model.parameters()).dtype).removeprefix("torch."), "seconds": seconds,
-                  "output_mp_per_s": megapixels / seconds, "peak_gpu_gib": peak_memory_gib(ctx.device)}
-    row.note = (f"sr_toolkit.inference.upscaling.upscale_batch as tools/upscale.py --tile {ctx.plan.tile} --half "
-                "runs it (8-bit output on the CPU), random weights, without decoding or encoding files")
+    row.values = {
+        "input": f"{width}x{height}",
+        "output_mp": megapixels,
+        "tile": ctx.plan.tile,
+        "precision": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "seconds": seconds,
+        "output_mp_per_s": megapixels / seconds,
+        "peak_gpu_gib": peak_memory_gib(ctx.device),
+    }
+    row.note = (
+        f"sr_toolkit.inference.upscaling.upscale_batch as tools/upscale.py --tile {ctx.plan.tile} --half "
+        "runs it (8-bit output on the CPU), random weights, without decoding or encoding files"
+    )
 
 
 def check_eval(ctx: Context, row: Row) -> None:
@@ -558,8 +636,23 @@ def check_eval(ctx: Context, row: Row) -> None:
     torch.manual_seed(0)
     save_model(model_file, MODELS.build(recipe["model"]), recipe)
     out = ctx.work / "eval_set5"
-    argv = ["--data", str(folder), "--scale", str(recipe["scale"]), "--y-channel", "--models", str(model_file),
-            "--metrics", "psnr", "ssim", "--no-images", "--device", ctx.device.type, "--out", str(out)]
+    argv = [
+        "--data",
+        str(folder),
+        "--scale",
+        str(recipe["scale"]),
+        "--y-channel",
+        "--models",
+        str(model_file),
+        "--metrics",
+        "psnr",
+        "ssim",
+        "--no-images",
+        "--device",
+        ctx.device.type,
+        "--out",
+        str(out),
+    ]
     started = time.perf_counter()
     code, printed = run_eval_tool(argv)
     seconds = time.perf_counter() - started
@@ -570,22 +663,29 @@ def check_eval(ctx: Context, row: Row) -> None:
     row.values = {"images": images, "seconds": seconds, "s_per_image": seconds / images, "bicubic_psnr_y": psnr}
     if real and abs(psnr - SET5_BICUBIC_PSNR_Y) > 0.01:
         row.status = "failed"
-    row.note = (f"{folder}" + (f" (bicubic should give {SET5_BICUBIC_PSNR_Y})" if real else " (generated, --quick)")
-                + f"; tools/eval.py in this process, psnr ssim (LPIPS off), --no-images, a random-weight {MAIN}")
+    row.note = (
+        f"{folder}"
+        + (f" (bicubic should give {SET5_BICUBIC_PSNR_Y})" if real else " (generated, --quick)")
+        + f"; tools/eval.py in this process, psnr ssim (LPIPS off), --no-images, a random-weight {MAIN}"
+    )
 
 
 def check_estimate(ctx: Context, row: Row) -> None:
     steps = load_recipe(ROOT / "recipes" / f"{MAIN}.yaml")["train"]["max_steps"]
     rate = ctx.speed(MAIN, "auto").steps_per_s
     row.values = {"steps": steps, "steps_per_s": rate, "hours": steps / rate / 3600}
-    row.note = ("training steps alone at the train row's rate (validation every 1,000 steps and checkpoints "
-                "add to it)" + ("; --quick measures a tiny network, not the recipe's" if ctx.plan.quick else ""))
+    row.note = (
+        "training steps alone at the train row's rate (validation every 1,000 steps and checkpoints "
+        "add to it)" + ("; --quick measures a tiny network, not the recipe's" if ctx.plan.quick else "")
+    )
 
 
 def planned_rows() -> list[tuple[str, Callable[[Context, Row], None]]]:
     rows: list[tuple[str, Callable[[Context, Row], None]]] = [
         (f"train/{name}/{label}", partial(check_train, name=name, label=label))
-        for name in RECIPES for label in NUMERICS]
+        for name in RECIPES
+        for label in NUMERICS
+    ]
     rows += [(f"overhead/{MAIN}", check_overhead), (f"data/{MAIN}", check_data_path), (f"resume/{MAIN}", check_resume)]
     rows += [(f"upscale/{name}", partial(check_upscale, name=name)) for name in UPSCALE_MODELS]
     rows += [("eval/set5", check_eval), (f"estimate/{MAIN}", check_estimate)]
@@ -624,8 +724,12 @@ def nvidia_driver() -> str | None:
     if shutil.which("nvidia-smi") is None:
         return None
     try:
-        done = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout.strip() else None
@@ -633,18 +737,30 @@ def nvidia_driver() -> str | None:
 
 def environment(device: torch.device) -> dict[str, Any]:
     info: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M"), "python": platform.python_version(), "torch": torch.__version__,
-        "accelerate": accelerate.__version__, "cpu": cpu_model(), "cpu_cores": os.cpu_count(),
-        "cpu_bf16_flags": sorted(set(BF16_CPU_FLAGS) & cpu_flags()), "device": device.type,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "accelerate": accelerate.__version__,
+        "cpu": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "cpu_bf16_flags": sorted(set(BF16_CPU_FLAGS) & cpu_flags()),
+        "device": device.type,
         "auto_numerics": describe(choose_precision("auto", device)),
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
-                    compute_capability=f"{props.major}.{props.minor}", multiprocessors=props.multi_processor_count,
-                    driver=nvidia_driver(), cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
-                    cudnn_benchmark=torch.backends.cudnn.benchmark, tf32_convolutions=torch.backends.cudnn.allow_tf32,
-                    tf32_matmul=torch.backends.cuda.matmul.allow_tf32)
+        info.update(
+            gpu=props.name,
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+            compute_capability=f"{props.major}.{props.minor}",
+            multiprocessors=props.multi_processor_count,
+            driver=nvidia_driver(),
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+            cudnn_benchmark=torch.backends.cudnn.benchmark,
+            tf32_convolutions=torch.backends.cudnn.allow_tf32,
+            tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+        )
     return info
 
 
@@ -679,8 +795,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--quick", action="store_true", help="tiny networks, crops and photo: a CPU run of seconds")
     add("--out", type=Path, default=Path("gpu_check"), help="folder for gpu_check.json (default: gpu_check)")
     add("--set5", type=Path, metavar="DIR", help=f"Set5's HR images (default: {SET5_PLACES[0]} if present)")
-    add("--peak-tflops", type=float, nargs="+", metavar="TFLOPS",
-        help="dense peak for bf16/fp16, then optionally for fp32 (default: from the GPU's name)")
+    add(
+        "--peak-tflops",
+        type=float,
+        nargs="+",
+        metavar="TFLOPS",
+        help="dense peak for bf16/fp16, then optionally for fp32 (default: from the GPU's name)",
+    )
     add("--only", nargs="+", metavar="PREFIX", help="run only the rows whose key starts with one of these")
     add("--steps", type=int, help="timed training steps per run (default: 30, --quick 4)")
     add("--cap", type=float, metavar="SECONDS", help="time budget of one timed training run (default: 20, --quick 30)")
@@ -711,8 +832,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cpu":
         os.environ["ACCELERATE_USE_CPU"] = "1"
     elif not torch.cuda.is_available():
-        print("error: --device cuda: no CUDA GPU here (--device cpu --quick runs the check on the CPU)",
-              file=sys.stderr)
+        print(
+            "error: --device cuda: no CUDA GPU here (--device cpu --quick runs the check on the CPU)", file=sys.stderr
+        )
         return 2
     log.setLevel(logging.INFO)  # LogLines sees the engine's lines; only warnings reach the terminal
     warnings = logging.StreamHandler()
@@ -741,12 +863,16 @@ def run_all(ctx: Context) -> int:
             continue
         rows.append(run_row(ctx, key, check))
         last = rows[-1]
-        console.print(f"{last.key}: {last.status} ({last.seconds:.1f} s){': ' + last.error if last.error else ''}",
-                      markup=False, highlight=False)
+        console.print(
+            f"{last.key}: {last.status} ({last.seconds:.1f} s){': ' + last.error if last.error else ''}",
+            markup=False,
+            highlight=False,
+        )
         write_json(path, info, ctx.plan, rows, time.perf_counter() - started)
     console.print(table(rows))
-    console.print(f"{len(rows)} rows in {time.perf_counter() - started:.0f} s; wrote {path}", markup=False,
-                  highlight=False)
+    console.print(
+        f"{len(rows)} rows in {time.perf_counter() - started:.0f} s; wrote {path}", markup=False, highlight=False
+    )
     return 1 if any(row.status in ("error", "failed") for row in rows) else 0
 
 

@@ -37,10 +37,24 @@ def steps_per_second(prefix: list[str], env: dict[str, str], steps: int, overrid
     clean = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     with tempfile.TemporaryDirectory() as folder:
         result = subprocess.run(
-            [*prefix, str(ROOT / "tools" / "train.py"), str(RECIPE), "train.max_time=null",
-             f"train.max_steps={steps}", f"train.log_every={FIRST_LOGGED}", "train.val_every=1000000",
-             "train.checkpoint_every=1000000", "data.val=null", f"output_dir={folder}", *overrides],
-            capture_output=True, text=True, env={**clean, **env}, check=False)
+            [
+                *prefix,
+                str(ROOT / "tools" / "train.py"),
+                str(RECIPE),
+                "train.max_time=null",
+                f"train.max_steps={steps}",
+                f"train.log_every={FIRST_LOGGED}",
+                "train.val_every=1000000",
+                "train.checkpoint_every=1000000",
+                "data.val=null",
+                f"output_dir={folder}",
+                *overrides,
+            ],
+            capture_output=True,
+            text=True,
+            env={**clean, **env},
+            check=False,
+        )
         if result.returncode != 0:
             raise SystemExit(f"{' '.join(prefix)} failed:\n{result.stderr[-2000:]}")
         lines = (Path(folder) / "metrics.jsonl").read_text().splitlines()

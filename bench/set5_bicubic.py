@@ -44,8 +44,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="folder holding Set5/ and Set14/")
     args = parser.parse_args()
-    columns = ("set", "scale", "inputs", "PSNR-Y (dB)", "published", "diff",
-               "SSIM-Y", "published", "diff", "ok")
+    columns = ("set", "scale", "inputs", "PSNR-Y (dB)", "published", "diff", "SSIM-Y", "published", "diff", "ok")
     table = Table(*columns, title="bicubic, Y channel, border = scale")
     failures = 0
     for (name, scale), (psnr_ref, ssim_ref) in PUBLISHED.items():
@@ -57,9 +56,18 @@ def main() -> int:
             psnr, ssim = bicubic_means(folder, scale, lr)
             ok = abs(psnr - psnr_ref) <= PSNR_TOLERANCE and abs(ssim - ssim_ref) <= SSIM_TOLERANCE
             failures += not ok
-            table.add_row(name, f"x{scale}", label,
-                          f"{psnr:.3f}", f"{psnr_ref:.2f}", f"{psnr - psnr_ref:+.3f}",
-                          f"{ssim:.4f}", f"{ssim_ref:.4f}", f"{ssim - ssim_ref:+.4f}", "yes" if ok else "NO")
+            table.add_row(
+                name,
+                f"x{scale}",
+                label,
+                f"{psnr:.3f}",
+                f"{psnr_ref:.2f}",
+                f"{psnr - psnr_ref:+.3f}",
+                f"{ssim:.4f}",
+                f"{ssim_ref:.4f}",
+                f"{ssim - ssim_ref:+.4f}",
+                "yes" if ok else "NO",
+            )
     Console().print(table)
     return 1 if failures else 0
 

@@ -73,10 +73,19 @@ def main() -> None:
             write_model(work / f"{name}.safetensors", name)
             for size in sizes:
                 out = work / f"out_{name}_{size}"
-                command = [sys.executable, str(ROOT / "tools" / "upscale.py"),
-                           str(work / f"{name}.safetensors"), str(work / f"photo_{size}.png"),
-                           "--out", str(out), "--tile", str(args.tile), "--device", "cpu",
-                           *(["--half"] if args.half else [])]
+                command = [
+                    sys.executable,
+                    str(ROOT / "tools" / "upscale.py"),
+                    str(work / f"{name}.safetensors"),
+                    str(work / f"photo_{size}.png"),
+                    "--out",
+                    str(out),
+                    "--tile",
+                    str(args.tile),
+                    "--device",
+                    "cpu",
+                    *(["--half"] if args.half else []),
+                ]
                 peak, seconds = measure(command)
                 print(f"{name} {size}: peak RSS {peak:.2f} GiB, {seconds:.0f} s", flush=True)
                 with Image.open(out / f"photo_{size}.png") as result:
@@ -87,8 +96,7 @@ def main() -> None:
     print("\n| model | input | output (MP) | tile | precision | peak RSS (GiB) | time (s) |")
     print("|---|---|---|---|---|---|---|")
     for name, size, megapixels, peak, seconds in rows:
-        print(f"| {name} | {size} | {megapixels:.1f} | {args.tile} | {precision} | {peak:.2f} "
-              f"| {seconds:.0f} |")
+        print(f"| {name} | {size} | {megapixels:.1f} | {args.tile} | {precision} | {peak:.2f} | {seconds:.0f} |")
 
 
 if __name__ == "__main__":

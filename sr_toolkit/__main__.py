@@ -31,10 +31,13 @@ PROG = "sr-toolkit"
 def top_parser() -> argparse.ArgumentParser:
     """The parser of what comes before a command: ``--help``, ``--version``."""
     summaries = "\n".join(f"  {name:<9}{summary}" for name, (_, summary) in COMMANDS.items())
-    parser = argparse.ArgumentParser(prog=PROG, usage=f"{PROG} [--version] COMMAND [ARGS...]",
-                                     description=f"commands:\n{summaries}",
-                                     epilog=f"{PROG} COMMAND --help: that command's arguments",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        usage=f"{PROG} [--version] COMMAND [ARGS...]",
+        description=f"commands:\n{summaries}",
+        epilog=f"{PROG} COMMAND --help: that command's arguments",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("command", nargs="?", help=argparse.SUPPRESS)
     return parser
@@ -61,8 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if word is None:
         parser.error(f"a command is needed: {', '.join(COMMANDS)}")
     close = difflib.get_close_matches(word, COMMANDS, n=1)
-    parser.error(f"unknown command '{word}'" + (f" (did you mean {close[0]}?)" if close else "")
-                 + f"; commands: {', '.join(COMMANDS)}")
+    parser.error(
+        f"unknown command '{word}'"
+        + (f" (did you mean {close[0]}?)" if close else "")
+        + f"; commands: {', '.join(COMMANDS)}"
+    )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def test_held_batches_equal_collated_items() -> None:
     batches = list(islice(training_batches(dataset, sampler, 0, CPU), 3))
     draws = list(islice(iter(sampler), 12))
     for index, batch in enumerate(batches):
-        expected = collated(dataset, draws[4 * index: 4 * index + 4])
+        expected = collated(dataset, draws[4 * index : 4 * index + 4])
         assert batch.keys() == expected.keys() == {"target"}
         assert batch["target"].dtype == torch.float32 and batch["target"].shape == (4, 3, 32, 32)
         assert torch.equal(batch["target"], expected["target"])
@@ -48,8 +48,9 @@ def test_held_paired_batches_keep_input_and_target_in_register(tmp_path: Path) -
         targets.mkdir(exist_ok=True), inputs.mkdir(exist_ok=True)
         target.save(targets / f"{name}.png")
         target.resize((17, 13), Image.Resampling.BOX).save(inputs / f"{name}.png")
-    dataset = DATASETS.build({"type": "paired_folder", "input_root": str(inputs), "target_root": str(targets),
-                              "patch_size": 16, "scale": 4})
+    dataset = DATASETS.build(
+        {"type": "paired_folder", "input_root": str(inputs), "target_root": str(targets), "patch_size": 16, "scale": 4}
+    )
     batch = next(training_batches(dataset, DrawSampler(6), 0, CPU))
     expected = collated(dataset, list(range(6)))
     assert batch.keys() == {"input", "target"}
@@ -71,8 +72,11 @@ def test_loader_path_when_images_are_not_in_memory_or_workers_asked(
             batch = next(training_batches(dataset, DrawSampler(4), workers, CPU))
             assert torch.equal(batch["target"], expected["target"])
     said = [record.getMessage() for record in caplog.records]
-    assert said == ["data: DataLoader with 0 worker process(es)", "data: DataLoader with 1 worker process(es)",
-                    "data: decoded images held on cpu; crops cut in the training step"]
+    assert said == [
+        "data: DataLoader with 0 worker process(es)",
+        "data: DataLoader with 1 worker process(es)",
+        "data: decoded images held on cpu; crops cut in the training step",
+    ]
 
 
 def test_val_split_is_never_held() -> None:

@@ -71,8 +71,9 @@ def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("held", [False, True], ids=["data_loader", "held_on_device"])
-def test_a_plugin_dataset_on_the_core_base_resumes_bit_exactly(tmp_path: Path, held: bool,
-                                                               clean_registries: None) -> None:
+def test_a_plugin_dataset_on_the_core_base_resumes_bit_exactly(
+    tmp_path: Path, held: bool, clean_registries: None
+) -> None:
     plugin = tmp_path / "ramps.py"
     plugin.write_text(textwrap.dedent(PLUGIN))
     recipe_path = tmp_path / "ramps.yaml"

@@ -195,9 +195,7 @@ def test_grayscale_file_gives_three_equal_channels(tmp_path: Path) -> None:
     assert torch.equal(target[0], target[1]) and torch.equal(target[0], target[2])
 
 
-def test_bad_files_are_skipped_with_one_warning_each(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_bad_files_are_skipped_with_one_warning_each(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     write_photo(tmp_path / "astronaut.png", (64, 64))
     write_photo(tmp_path / "coffee.png", (64, 48))
     write_photo(tmp_path / "chelsea.png", (30, 20))  # smaller than the 32-pixel patch
@@ -249,17 +247,20 @@ def write_pair(input_path: Path, target_path: Path, source: str, size: tuple[int
     Image.fromarray(to_uint8(small).permute(1, 2, 0).numpy()).save(input_path)
 
 
-def test_paired_folder_matches_names_and_crops_in_register(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_paired_folder_matches_names_and_crops_in_register(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     inputs, targets = tmp_path / "lr", tmp_path / "hr"
     write_pair(inputs / "baby_LR.png", targets / "baby_HR.png", "astronaut", (70, 66), 4)
     write_pair(inputs / "0801x4.png", targets / "0801.png", "chelsea", (64, 48), 4)
     write_pair(inputs / "lonely_LR.png", targets / "other_HR.png", "coffee", (64, 48), 4)
     with caplog.at_level(logging.WARNING, logger="sr_toolkit"):
         train = DATASETS.build(
-            {"type": "paired_folder", "input_root": str(inputs), "target_root": str(targets),
-             "patch_size": 32, "scale": 4}
+            {
+                "type": "paired_folder",
+                "input_root": str(inputs),
+                "target_root": str(targets),
+                "patch_size": 32,
+                "scale": 4,
+            }
         )
     assert len(train) == 2
     warned = " | ".join(record.getMessage() for record in caplog.records)
@@ -271,8 +272,7 @@ def test_paired_folder_matches_names_and_crops_in_register(
         pooled = torch.nn.functional.avg_pool2d(item["target"][None], 4)[0]
         assert (pooled - item["input"]).abs().max() <= 0.5 / 255 + 1e-6, index
     val = DATASETS.build(
-        {"type": "paired_folder", "input_root": str(inputs), "target_root": str(targets),
-         "split": "val", "scale": 4}
+        {"type": "paired_folder", "input_root": str(inputs), "target_root": str(targets), "split": "val", "scale": 4}
     )
     whole = val[1]
     assert whole["name"] == "baby_HR"
@@ -301,34 +301,41 @@ def test_paired_folder_pairs_names_ending_in_digits_and_sub_folders(
 ) -> None:
     # the names a scale-blind rule cut to 'te' (tex1x4, tex2x4), cased tags, a sub-folder
     inputs, targets = tmp_path / "lr", tmp_path / "hr"
-    for input_name, target_name, photo in (("tex1x4.png", "tex1.png", "astronaut"),
-                                           ("tex2x4.png", "tex2.png", "chelsea"),
-                                           ("Baby_LR.PNG", "baby_hr.png", "coffee"),
-                                           ("sub/img_001_x4.png", "sub/img_001.png", "rocket"),
-                                           ("tex3x2.png", "tex3.png", "camera")):
+    for input_name, target_name, photo in (
+        ("tex1x4.png", "tex1.png", "astronaut"),
+        ("tex2x4.png", "tex2.png", "chelsea"),
+        ("Baby_LR.PNG", "baby_hr.png", "coffee"),
+        ("sub/img_001_x4.png", "sub/img_001.png", "rocket"),
+        ("tex3x2.png", "tex3.png", "camera"),
+    ):
         write_pair(inputs / input_name, targets / target_name, photo, (32, 32), 4)
-    spec = {"type": "paired_folder", "input_root": str(inputs), "target_root": str(targets),
-            "split": "val", "scale": 4}
+    spec = {"type": "paired_folder", "input_root": str(inputs), "target_root": str(targets), "split": "val", "scale": 4}
     with caplog.at_level(logging.WARNING, logger="sr_toolkit"):
         dataset = DATASETS.build(spec)
-    assert [dataset[index]["name"] for index in range(len(dataset))] == [
-        "baby_hr", "sub/img_001", "tex1", "tex2"]
-    expected = [("Baby_LR.PNG", "baby_hr.png"), ("sub/img_001_x4.png", "sub/img_001.png"),
-                ("tex1x4.png", "tex1.png"), ("tex2x4.png", "tex2.png")]
+    assert [dataset[index]["name"] for index in range(len(dataset))] == ["baby_hr", "sub/img_001", "tex1", "tex2"]
+    expected = [
+        ("Baby_LR.PNG", "baby_hr.png"),
+        ("sub/img_001_x4.png", "sub/img_001.png"),
+        ("tex1x4.png", "tex1.png"),
+        ("tex2x4.png", "tex2.png"),
+    ]
     for index, (input_name, target_name) in enumerate(expected):
         assert torch.equal(dataset[index]["input"], read_image(inputs / input_name))
         assert torch.equal(dataset[index]["target"], read_image(targets / target_name))
     # only the run's scale mark is dropped: tex3x2 is not tex3's input at scale 4
-    assert caplog.messages == [f"skipping {inputs / 'tex3x2.png'}: no file named like it in {targets}",
-                               f"skipping {targets / 'tex3.png'}: no file named like it in {inputs}"]
+    assert caplog.messages == [
+        f"skipping {inputs / 'tex3x2.png'}: no file named like it in {targets}",
+        f"skipping {targets / 'tex3.png'}: no file named like it in {inputs}",
+    ]
 
 
 def test_paired_folder_reads_one_selfexsr_folder(tmp_path: Path) -> None:
     folder = tmp_path / "image_SRF_4"
     write_pair(folder / "img_001_SRF_4_LR.png", folder / "img_001_SRF_4_HR.png", "astronaut", (32, 24), 4)
     write_pair(folder / "img_002_SRF_4_LR.png", folder / "img_002_SRF_4_HR.png", "chelsea", (24, 32), 4)
-    dataset = DATASETS.build({"type": "paired_folder", "input_root": str(folder), "target_root": str(folder),
-                              "split": "val", "scale": 4})
+    dataset = DATASETS.build(
+        {"type": "paired_folder", "input_root": str(folder), "target_root": str(folder), "split": "val", "scale": 4}
+    )
     assert [dataset[index]["name"] for index in range(2)] == ["img_001_SRF_4_HR", "img_002_SRF_4_HR"]
     assert dataset[0]["input"].shape == (3, 6, 8) and dataset[1]["target"].shape == (3, 32, 24)
 
@@ -340,15 +347,15 @@ def test_paired_folder_skips_ambiguous_names_with_one_warning_naming_them(
     write_pair(inputs / "tex1.png", targets / "tex1.png", "astronaut", (32, 32), 4)
     write_pair(inputs / "tex1x4.png", targets / "tex2.png", "chelsea", (32, 32), 4)
     write_pair(inputs / "tex2x4.png", targets / "tex3.png", "coffee", (32, 32), 4)
-    spec = {"type": "paired_folder", "input_root": str(inputs), "target_root": str(targets),
-            "split": "val", "scale": 4}
+    spec = {"type": "paired_folder", "input_root": str(inputs), "target_root": str(targets), "split": "val", "scale": 4}
     with caplog.at_level(logging.WARNING, logger="sr_toolkit"):
         dataset = DATASETS.build(spec)
     assert len(dataset) == 1 and dataset[0]["name"] == "tex2"
     assert caplog.messages == [
         f"skipping {targets / 'tex1.png'}, {inputs / 'tex1.png'} and {inputs / 'tex1x4.png'}: "
         "all match the name 'tex1'",
-        f"skipping {targets / 'tex3.png'}: no file named like it in {inputs}"]
+        f"skipping {targets / 'tex3.png'}: no file named like it in {inputs}",
+    ]
 
 
 def write_fake_cifar(root: Path) -> dict[str, np.ndarray]:

@@ -95,9 +95,7 @@ def test_default_amounts_are_the_reports_30_to_60_percent() -> None:
 
 def test_ranges_are_sampled_per_image() -> None:
     batch = photos()[:1].expand(8, -1, -1, -1).contiguous()
-    factors = (build(type="darken", amount=[0.2, 0.8])(batch, seeded(3)) / batch.clamp(min=1e-3)).amax(
-        dim=(1, 2, 3)
-    )
+    factors = (build(type="darken", amount=[0.2, 0.8])(batch, seeded(3)) / batch.clamp(min=1e-3)).amax(dim=(1, 2, 3))
     assert torch.all((factors >= 0.2 - 1e-6) & (factors <= 0.8 + 1e-6))
     assert len(set(factors.round(decimals=4).tolist())) == 8
 

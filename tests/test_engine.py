@@ -84,12 +84,18 @@ def test_run_folder_layout_and_model_metadata(tiny: Path, tmp_path: Path) -> Non
 @pytest.mark.parametrize("ema", [None, 0.9])
 def test_resume_is_bit_exact(tmp_path: Path, tiny: Path, numerics: str, ema: float | None) -> None:
     # a step schedule depends on the step alone, so a 3-step run is the first half of a 6-step one
-    schedule = ("scheduler.type=step", "scheduler.step_size=2", "scheduler.warmup_steps=1",
-                f"train.mixed_precision={numerics}", f"train.ema={'null' if ema is None else ema}")
+    schedule = (
+        "scheduler.type=step",
+        "scheduler.step_size=2",
+        "scheduler.warmup_steps=1",
+        f"train.mixed_precision={numerics}",
+        f"train.ema={'null' if ema is None else ema}",
+    )
     full = train(tiny, f"output_dir={tmp_path / 'full'}", "train.max_steps=6", *schedule)
     train(tiny, f"output_dir={tmp_path / 'half'}", "train.max_steps=3", "train.checkpoint_every=3", *schedule)
-    resumed = train(tiny, f"output_dir={tmp_path / 'half'}", "train.max_steps=6", "train.checkpoint_every=3",
-                    *schedule, resume=True)
+    resumed = train(
+        tiny, f"output_dir={tmp_path / 'half'}", "train.max_steps=6", "train.checkpoint_every=3", *schedule, resume=True
+    )
     assert resumed.state.step == 6
     a = full.accelerator.unwrap_model(full.model).state_dict()
     b = resumed.accelerator.unwrap_model(resumed.model).state_dict()
@@ -101,10 +107,10 @@ def test_resume_is_bit_exact(tmp_path: Path, tiny: Path, numerics: str, ema: flo
     assert [r["step"] for r in losses if "loss" in r] == [2, 3, 4, 6]  # 3 ended the first run; none twice
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, tiny: Path,
-                                                           clean_registries: None) -> None:
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, tiny: Path, clean_registries: None) -> None:
     plugin = tmp_path / "nan_loss.py"
-    plugin.write_text(textwrap.dedent('''
+    plugin.write_text(
+        textwrap.dedent('''
         import torch
         from sr_toolkit.core.registry import LOSSES
 
@@ -118,7 +124,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, tiny:
                 self.calls += 1
                 loss = torch.mean((output - target) ** 2)
                 return loss * float("nan") if self.calls > 3 else loss
-    '''))
+    ''')
+    )
     message = "loss term .nan_after_3. became NaN or inf at step 4.*last good checkpoint is .*step_0000002"
     with pytest.raises(TrainingDiverged, match=message):
         train(tiny, f"plugins=[{plugin}]", "loss=[{type: nan_after_3}]")
@@ -153,9 +160,12 @@ def test_time_budget_ends_cleanly(tiny: Path, tmp_path: Path) -> None:
 
 
 def test_sigterm_saves_and_exits_cleanly(tiny: Path, tmp_path: Path) -> None:
-    process = subprocess.Popen([sys.executable, str(ROOT / "tools" / "train.py"), str(tiny),
-                                "train.max_steps=100000", "train.log_every=1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "train.py"), str(tiny), "train.max_steps=100000", "train.log_every=1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     metrics = tmp_path / "run" / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
@@ -197,10 +207,30 @@ def test_two_process_ddp_on_cpu(tiny: Path, tmp_path: Path) -> None:
     reports.mkdir()
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-         "29517", str(script), str(tiny), str(reports), "train.max_steps=4"],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            "29517",
+            str(script),
+            str(tiny),
+            str(reports),
+            "train.max_steps=4",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [json.loads((reports / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -217,8 +247,9 @@ def test_gradient_accumulation_matches_the_large_batch(tiny: Path, tmp_path: Pat
     # a BN-free model: two micro-batches of 2 must step like one batch of the same 4 draws
     model = "model={type: edsr, channels: 8, blocks: 1}"
     large = train(tiny, model, f"output_dir={tmp_path / 'a'}", "train.max_steps=3", "data.batch_size=4")
-    accumulated = train(tiny, model, f"output_dir={tmp_path / 'b'}", "train.max_steps=3", "data.batch_size=2",
-                        "train.grad_accum=2")
+    accumulated = train(
+        tiny, model, f"output_dir={tmp_path / 'b'}", "train.max_steps=3", "data.batch_size=2", "train.grad_accum=2"
+    )
     a = large.accelerator.unwrap_model(large.model).state_dict()
     b = accumulated.accelerator.unwrap_model(accumulated.model).state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
@@ -253,11 +284,24 @@ def test_edsr_recipe_trains_on_a_folder_of_photos(tmp_path: Path) -> None:
         Image.fromarray(getattr(data, name)()).resize((120, 100)).save(photos / f"{name}.jpg")
     run = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "train.py"), str(ROOT / "recipes" / "edsr_x4.yaml"),
-         f"data.train.root={photos}", "train.max_time=2m", "train.max_steps=4", "model.channels=8",
-         "model.blocks=1", "data.batch_size=2", "train.val_every=2", "validation.max_images=1",
-         f"output_dir={run}"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
+        [
+            sys.executable,
+            str(ROOT / "tools" / "train.py"),
+            str(ROOT / "recipes" / "edsr_x4.yaml"),
+            f"data.train.root={photos}",
+            "train.max_time=2m",
+            "train.max_steps=4",
+            "model.channels=8",
+            "model.blocks=1",
+            "data.batch_size=2",
+            "train.val_every=2",
+            "validation.max_images=1",
+            f"output_dir={run}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     said = " ".join((result.stdout + result.stderr).split())
@@ -276,8 +320,10 @@ def test_resume_refuses_another_scale_or_model_before_writing(tiny: Path, tmp_pa
     run = tmp_path / "run"
     saved = run / "recipe.yaml"
     before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
-    for override, message in (("scale=2", "was trained with scale = 4, this recipe has 2"),
-                              ("model.channels=16", "was trained with model.channels = 8, this recipe has 16")):
+    for override, message in (
+        ("scale=2", "was trained with scale = 4, this recipe has 2"),
+        ("model.channels=16", "was trained with model.channels = 8, this recipe has 16"),
+    ):
         with pytest.raises(checkpoint.CheckpointError, match=f"--resume: .*step_0000002.safetensors {message}"):
             Trainer(load_recipe(saved, [override, "train.max_steps=4"]), resume=True)
     after = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
@@ -291,15 +337,19 @@ def test_a_checkpoint_that_does_not_fit_names_every_difference(tmp_path: Path) -
         checkpoint.load_weights(model, tensors, "w.safetensors")
     assert str(info.value) == (
         "w.safetensors: does not fit the model: shapes differ (1): 0.weight (4, 3, 3, 3) in the file, "
-        "(8, 3, 3, 3) in the model | missing from the file (2): 1.weight; 1.bias | not in the model (1): 2.weight")
+        "(8, 3, 3, 3) in the model | missing from the file (2): 1.weight; 1.bias | not in the model (1): 2.weight"
+    )
 
 
-@pytest.mark.parametrize("argv, resume, overrides", [
-    (["r.yaml", "--resume", "train.max_steps=6", "x=1"], True, ["train.max_steps=6", "x=1"]),
-    (["r.yaml", "a=1", "--resume", "b=2"], True, ["a=1", "b=2"]),
-    (["r.yaml", "a=1", "--resume"], True, ["a=1"]),
-    (["r.yaml", "--resume", "ckpt.safetensors", "a=2"], "ckpt.safetensors", ["a=2"]),
-])
+@pytest.mark.parametrize(
+    "argv, resume, overrides",
+    [
+        (["r.yaml", "--resume", "train.max_steps=6", "x=1"], True, ["train.max_steps=6", "x=1"]),
+        (["r.yaml", "a=1", "--resume", "b=2"], True, ["a=1", "b=2"]),
+        (["r.yaml", "a=1", "--resume"], True, ["a=1"]),
+        (["r.yaml", "--resume", "ckpt.safetensors", "a=2"], "ckpt.safetensors", ["a=2"]),
+    ],
+)
 def test_overrides_may_follow_resume(argv: list[str], resume: str | bool, overrides: list[str]) -> None:
     args = train_command.parse_args(argv)
     assert (args.recipe, args.resume, args.overrides) == ("r.yaml", resume, overrides)

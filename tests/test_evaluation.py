@@ -69,8 +69,15 @@ def matlab_y(image: np.ndarray) -> np.ndarray:
 def skimage_scores(output: np.ndarray, target: np.ndarray, border: int) -> tuple[float, float]:
     if border:
         output, target = output[border:-border, border:-border], target[border:-border, border:-border]
-    ssim = structural_similarity(output, target, gaussian_weights=True, sigma=1.5, data_range=255,
-                                 use_sample_covariance=False, channel_axis=2 if target.ndim == 3 else None)
+    ssim = structural_similarity(
+        output,
+        target,
+        gaussian_weights=True,
+        sigma=1.5,
+        data_range=255,
+        use_sample_covariance=False,
+        channel_axis=2 if target.ndim == 3 else None,
+    )
     return peak_signal_noise_ratio(target, output, data_range=255), ssim
 
 
@@ -91,15 +98,19 @@ def write_model(path: Path, spec: dict, scale: int, task: str = "upscale", degra
     return model.eval()
 
 
-@pytest.mark.parametrize(("options", "y_channel", "border"), [
-    pytest.param(["--y-channel"], True, 4, id="y-channel-default-border"),
-    pytest.param(["--crop-border", "0"], False, 0, id="rgb-no-border"),
-])
+@pytest.mark.parametrize(
+    ("options", "y_channel", "border"),
+    [
+        pytest.param(["--y-channel"], True, 4, id="y-channel-default-border"),
+        pytest.param(["--crop-border", "0"], False, 0, id="rgb-no-border"),
+    ],
+)
 def test_results_equal_skimage_on_saved_images(tmp_path, options, y_channel, border):
     photos = write_photos(tmp_path / "hr")
     out = tmp_path / "out"
-    results = run_cli("--data", tmp_path / "hr", "--scale", 4, "--baselines", "nearest", "bicubic",
-                      "--out", out, *options)
+    results = run_cli(
+        "--data", tmp_path / "hr", "--scale", 4, "--baselines", "nearest", "bicubic", "--out", out, *options
+    )
 
     assert results["settings"]["crop_border"] == border and results["settings"]["y_channel"] is y_channel
     assert set(results["methods"]) == {"nearest", "bicubic"}
@@ -126,8 +137,21 @@ def test_results_equal_skimage_on_saved_images(tmp_path, options, y_channel, bor
 
 def test_results_csv_holds_every_value(tmp_path):
     write_photos(tmp_path / "hr", ["coffee.png", "camera.png"])
-    results = run_cli("--data", tmp_path / "hr", "--scale", 2, "--baselines", "bilinear", "bicubic",
-                      "--metrics", "psnr", "mse", "--no-images", "--out", tmp_path / "out")
+    results = run_cli(
+        "--data",
+        tmp_path / "hr",
+        "--scale",
+        2,
+        "--baselines",
+        "bilinear",
+        "bicubic",
+        "--metrics",
+        "psnr",
+        "mse",
+        "--no-images",
+        "--out",
+        tmp_path / "out",
+    )
     with (tmp_path / "out" / "results.csv").open() as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == 2 * 3 and set(rows[0]) == {"method", "image", "psnr", "mse"}
@@ -164,8 +188,10 @@ def test_lr_folder_is_matched_by_name(tmp_path):
         assert abs(scores[key]["psnr"] - made["methods"]["bicubic"]["images"][key]["psnr"]) > 0.01
 
     (lr / "coffeex2.png").unlink()
-    assert eval_cli.main(["--data", str(tmp_path / "hr"), "--lr", str(lr), "--scale", "2", "--out",
-                          str(tmp_path / "o2")]) == 2
+    assert (
+        eval_cli.main(["--data", str(tmp_path / "hr"), "--lr", str(lr), "--scale", "2", "--out", str(tmp_path / "o2")])
+        == 2
+    )
 
 
 def touch(folder: Path, *names: str) -> None:
@@ -184,12 +210,14 @@ def test_lr_files_are_matched_by_the_pairing_rule(tmp_path):
         ("tex1.png", hr / "tex1.png", lr / "tex1x4.png"),
         ("tex2.png", hr / "tex2.png", lr / "tex2x4.png"),
     ]
-    assert find_pairs(hr, 4) == [(name, hr / name, None)
-                                 for name in ("baby_hr.png", "sub/img_001.png", "tex1.png", "tex2.png")]
+    assert find_pairs(hr, 4) == [
+        (name, hr / name, None) for name in ("baby_hr.png", "sub/img_001.png", "tex1.png", "tex2.png")
+    ]
     touch(tmp_path / "set5", "img_001_SRF_4_HR.png", "img_001_SRF_4_LR.png")  # SelfExSR: one folder
     set5 = tmp_path / "set5"
     assert find_pairs(set5, 4, set5) == [
-        ("img_001_SRF_4_HR.png", set5 / "img_001_SRF_4_HR.png", set5 / "img_001_SRF_4_LR.png")]
+        ("img_001_SRF_4_HR.png", set5 / "img_001_SRF_4_HR.png", set5 / "img_001_SRF_4_LR.png")
+    ]
 
 
 def test_ambiguous_or_missing_lr_files_stop_with_one_line(tmp_path, capsys):
@@ -198,12 +226,11 @@ def test_ambiguous_or_missing_lr_files_stop_with_one_line(tmp_path, capsys):
     touch(lr, "coffee.png", "coffee_x2.png")
     common = ["--data", hr, "--lr", lr, "--scale", 2, "--out", tmp_path / "out"]
     assert error_line(capsys, *common) == (
-        f"error: {hr / 'coffee.png'}, {lr / 'coffee.png'} and {lr / 'coffee_x2.png'}: "
-        "all match the name 'coffee'")
+        f"error: {hr / 'coffee.png'}, {lr / 'coffee.png'} and {lr / 'coffee_x2.png'}: all match the name 'coffee'"
+    )
     (lr / "coffee.png").rename(lr / "coffee_x4.png")
     (lr / "coffee_x2.png").unlink()
-    assert error_line(capsys, *common) == (
-        f"error: {hr / 'coffee.png'}: no input image named like 'coffee' in {lr}")
+    assert error_line(capsys, *common) == (f"error: {hr / 'coffee.png'}: no input image named like 'coffee' in {lr}")
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -244,8 +271,10 @@ def test_grayscale_image_is_scored_on_its_own_values(tmp_path):
     for method in ("bicubic", "deconv"):  # gray: --y-channel changes nothing, unlike a Y of 3 channels
         gray = luma["methods"][method]["images"]["camera.png"]
         assert gray == rgb["methods"][method]["images"]["camera.png"]
-        colour = (luma["methods"][method]["images"]["coffee.png"]["psnr"],
-                  rgb["methods"][method]["images"]["coffee.png"]["psnr"])
+        colour = (
+            luma["methods"][method]["images"]["coffee.png"]["psnr"],
+            rgb["methods"][method]["images"]["coffee.png"]["psnr"],
+        )
         assert colour[0] != pytest.approx(colour[1], abs=0.01)
     small = imresize_uint8(torch.from_numpy(target)[None], scale=1 / 4).float() / 255
     with torch.no_grad():
@@ -259,8 +288,18 @@ def test_grayscale_image_is_scored_on_its_own_values(tmp_path):
 def test_ms_ssim_is_skipped_with_a_note_for_small_images(tmp_path):
     photos = write_photos(tmp_path / "hr", ["astronaut.png"])
     Image.fromarray(photos["astronaut.png"][:120, :120]).save(tmp_path / "hr" / "small.png")
-    results = run_cli("--data", tmp_path / "hr", "--scale", 2, "--metrics", "psnr", "ms_ssim", "--no-images",
-                      "--out", tmp_path / "out")
+    results = run_cli(
+        "--data",
+        tmp_path / "hr",
+        "--scale",
+        2,
+        "--metrics",
+        "psnr",
+        "ms_ssim",
+        "--no-images",
+        "--out",
+        tmp_path / "out",
+    )
     bicubic = results["methods"]["bicubic"]
     assert bicubic["images"]["small.png"]["ms_ssim"] is None
     assert 0.8 < bicubic["images"]["astronaut.png"]["ms_ssim"] < 1
@@ -276,8 +315,9 @@ def test_lpips_column_is_skipped_with_a_note_when_weights_are_unavailable(tmp_pa
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     write_photos(tmp_path / "hr", ["coffee.png"])
-    results = run_cli("--data", tmp_path / "hr", "--scale", 4, "--metrics", "psnr", "lpips", "--no-images",
-                      "--out", tmp_path / "out")
+    results = run_cli(
+        "--data", tmp_path / "hr", "--scale", 4, "--metrics", "psnr", "lpips", "--no-images", "--out", tmp_path / "out"
+    )
     assert set(results["methods"]["bicubic"]["mean"]) == {"psnr"}
     assert results["settings"]["metrics"] == ["psnr"]
     (note,) = results["notes"]
@@ -294,8 +334,20 @@ def test_lpips_with_a_local_weights_file(tmp_path):
     weights = tmp_path / "squeezenet.pth"
     torch.save(torchvision.models.squeezenet1_1().state_dict(), weights)  # random weights, for the test only
     out = tmp_path / "out"
-    results = run_cli("--data", tmp_path / "hr", "--scale", 4, "--metrics", "lpips", "--lpips-net", "squeeze",
-                      "--lpips-weights", weights, "--out", out)
+    results = run_cli(
+        "--data",
+        tmp_path / "hr",
+        "--scale",
+        4,
+        "--metrics",
+        "lpips",
+        "--lpips-net",
+        "squeeze",
+        "--lpips-weights",
+        weights,
+        "--out",
+        out,
+    )
     assert results["settings"]["labels"] == {"lpips": "LPIPS-squeeze"}
 
     reference = lpips.LPIPS(net="squeeze", pnet_rand=True, verbose=False).eval()  # lpips' own loading
@@ -341,8 +393,10 @@ def test_degradation_recipe_seeds_each_image_by_name(tmp_path):
     write_photos(tmp_path / "hr", ["astronaut.png", "coffee.png"])
     write_photos(tmp_path / "one", ["coffee.png"])
     recipe = tmp_path / "noisy_x2.yaml"
-    recipe.write_text("scale: 2\nmodel: {type: deconv}\n"
-                      "degradation:\n  - {type: downscale}\n  - {type: gaussian_noise, sigma: 0.05}\n")
+    recipe.write_text(
+        "scale: 2\nmodel: {type: deconv}\n"
+        "degradation:\n  - {type: downscale}\n  - {type: gaussian_noise, sigma: 0.05}\n"
+    )
     common = ["--scale", 2, "--degradation", recipe, "--no-images"]
     both = run_cli("--data", tmp_path / "hr", *common, "--out", tmp_path / "a")
     one = run_cli("--data", tmp_path / "one", *common, "--out", tmp_path / "b")
@@ -354,8 +408,21 @@ def test_degradation_recipe_seeds_each_image_by_name(tmp_path):
     assert other_seed["methods"]["bicubic"]["images"]["coffee.png"]["psnr"] != value
     assert value < clean["methods"]["bicubic"]["images"]["coffee.png"]["psnr"] - 3
     assert both["settings"]["degradation"][1] == {"type": "gaussian_noise", "sigma": 0.05, "gray": False}
-    assert eval_cli.main(["--data", str(tmp_path / "one"), "--scale", "4", "--degradation", str(recipe),
-                          "--out", str(tmp_path / "e")]) == 2
+    assert (
+        eval_cli.main(
+            [
+                "--data",
+                str(tmp_path / "one"),
+                "--scale",
+                "4",
+                "--degradation",
+                str(recipe),
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_tiled_models_give_the_untiled_scores(tmp_path, monkeypatch):
@@ -375,8 +442,9 @@ def test_tiled_models_give_the_untiled_scores(tmp_path, monkeypatch):
 
 
 def test_model_names_use_folders_only_when_stems_clash_or_are_model():
-    names = model_names((Path("runs/a/model.safetensors"), Path("runs/b/model.safetensors"),
-                         Path("x/edsr.safetensors")))
+    names = model_names(
+        (Path("runs/a/model.safetensors"), Path("runs/b/model.safetensors"), Path("x/edsr.safetensors"))
+    )
     assert names == ["a", "b", "edsr"]
     assert model_names((Path("runs/resnet_x4/model.safetensors"),)) == ["resnet_x4"]
     assert model_names((Path("a/x4.safetensors"), Path("b/x4.safetensors"))) == ["a", "b"]
@@ -388,8 +456,16 @@ def test_two_models_with_one_stem_are_named_by_folder(tmp_path):
     write_photos(tmp_path / "hr", ["coffee.png"])
     for run in ("first", "second"):
         write_model(tmp_path / "runs" / run / "model.safetensors", {"type": "deconv", "scale": 2}, 2)
-    results = run_cli("--data", tmp_path / "hr", "--models", tmp_path / "runs/first/model.safetensors",
-                      tmp_path / "runs/second/model.safetensors", "--no-images", "--out", tmp_path / "out")
+    results = run_cli(
+        "--data",
+        tmp_path / "hr",
+        "--models",
+        tmp_path / "runs/first/model.safetensors",
+        tmp_path / "runs/second/model.safetensors",
+        "--no-images",
+        "--out",
+        tmp_path / "out",
+    )
     assert list(results["methods"]) == ["bicubic", "first", "second"]
     assert results["settings"]["models"]["second"].endswith("second/model.safetensors")
 
@@ -419,8 +495,9 @@ def test_bad_inputs_give_one_clear_line(tmp_path, capsys):
 
     no_scale = error_line(capsys, "--data", tmp_path / "hr", "--out", out)
     assert "give --scale" in no_scale
-    wrong_baseline = error_line(capsys, "--data", tmp_path / "hr", "--scale", 1, "--baselines", "bicubic",
-                                "--lr", tmp_path / "hr", "--out", out)
+    wrong_baseline = error_line(
+        capsys, "--data", tmp_path / "hr", "--scale", 1, "--baselines", "bicubic", "--lr", tmp_path / "hr", "--out", out
+    )
     assert "bicubic not available at scale 1" in wrong_baseline
     assert not (out / "results.json").exists()
 

@@ -60,8 +60,7 @@ def test_onnx_matches_pytorch_at_any_size(name: str, tmp_path: Path, capsys: pyt
     info = json.loads({prop.key: prop.value for prop in graph.metadata_props}[METADATA_KEY])
     contract = contract_of(model)
     assert info == {"model": contract.spec, "scale": contract.scale, "task": contract.task}
-    session = onnxruntime.InferenceSession(str(tmp_path / "out" / "model.onnx"),
-                                           providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(str(tmp_path / "out" / "model.onnx"), providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(1)
     for shape in [(1, 3, 32, 48), (3, 3, 80, 16)]:
         x = torch.rand(shape, generator=generator)
@@ -88,9 +87,12 @@ class TinyESPCN(torch.nn.Module):
     def __init__(self, scale: int = 4, channels: int = 32) -> None:
         super().__init__()
         self.body = torch.nn.Sequential(
-            torch.nn.Conv2d(3, channels, 5, padding=2), torch.nn.Tanh(),
-            torch.nn.Conv2d(channels, channels, 3, padding=1), torch.nn.Tanh(),
-            torch.nn.Conv2d(channels, 3 * scale**2, 3, padding=1), torch.nn.PixelShuffle(scale),
+            torch.nn.Conv2d(3, channels, 5, padding=2),
+            torch.nn.Tanh(),
+            torch.nn.Conv2d(channels, channels, 3, padding=1),
+            torch.nn.Tanh(),
+            torch.nn.Conv2d(channels, 3 * scale**2, 3, padding=1),
+            torch.nn.PixelShuffle(scale),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,12 +109,14 @@ class BrightnessSwitch(TinyESPCN):
 def plugin_file(folder: Path, name: str, module: type[torch.nn.Module]) -> Path:
     """A model file for a plugin registered here as ``name`` (x2, 8 channels)."""
     MODELS.register(name)(module)
-    return model_file(folder, f"scale: 2\nmodel: {{type: {name}, scale: 2, channels: 8}}\n"
-                              "degradation: [{type: downscale}]\n")
+    return model_file(
+        folder, f"scale: 2\nmodel: {{type: {name}, scale: 2, channels: 8}}\ndegradation: [{{type: downscale}}]\n"
+    )
 
 
-def test_a_plugin_exports_whatever_it_calls_its_input(tmp_path: Path, clean_registries: None,
-                                                      capsys: pytest.CaptureFixture) -> None:
+def test_a_plugin_exports_whatever_it_calls_its_input(
+    tmp_path: Path, clean_registries: None, capsys: pytest.CaptureFixture
+) -> None:
     path = plugin_file(tmp_path, "tiny_espcn", TinyESPCN)
     assert export_tool.main([str(path), "--onnx", str(tmp_path / "tiny.onnx")]) == 0
     out, err = capsys.readouterr()
@@ -128,8 +132,9 @@ def test_a_plugin_exports_whatever_it_calls_its_input(tmp_path: Path, clean_regi
     assert np.abs(got - expected).max() < 1e-4 and expected.std() > 1e-3
 
 
-def test_a_model_that_cannot_be_traced_is_one_error_line(tmp_path: Path, clean_registries: None,
-                                                         capsys: pytest.CaptureFixture) -> None:
+def test_a_model_that_cannot_be_traced_is_one_error_line(
+    tmp_path: Path, clean_registries: None, capsys: pytest.CaptureFixture
+) -> None:
     path = plugin_file(tmp_path, "brightness_switch", BrightnessSwitch)
     assert export_tool.main([str(path), "--onnx", str(tmp_path / "out" / "m.onnx")]) == 2
     out, err = capsys.readouterr()
@@ -152,16 +157,19 @@ def test_failure_reason_is_the_innermost_cause_without_colours() -> None:
     assert export_tool.failure_reason(KeyError()) == "KeyError"
 
 
-def test_onnxruntime_failing_to_run_the_file_is_one_error_line(tmp_path: Path, clean_registries: None,
-                                                               monkeypatch: pytest.MonkeyPatch,
-                                                               capsys: pytest.CaptureFixture) -> None:
+def test_onnxruntime_failing_to_run_the_file_is_one_error_line(
+    tmp_path: Path, clean_registries: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     def refuse(*args: object) -> float:
-        raise RuntimeError("[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation\n"
-                           "for ConvTranspose(11) node")
+        raise RuntimeError(
+            "[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation\nfor ConvTranspose(11) node"
+        )
 
     path = plugin_file(tmp_path, "tiny_espcn", TinyESPCN)
     monkeypatch.setattr(export_tool, "onnx_difference", refuse)
     assert export_tool.main([str(path), "--onnx", str(tmp_path / "tiny.onnx")]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line == (f"error: onnxruntime cannot run the export of model 'tiny_espcn' of {path}: RuntimeError: "
-                    "[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation")
+    assert line == (
+        f"error: onnxruntime cannot run the export of model 'tiny_espcn' of {path}: RuntimeError: "
+        "[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation"
+    )

@@ -29,8 +29,9 @@ def mode(path: Path) -> int:
 
 
 @pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
-def test_atomic_files_get_the_umask_mode(tmp_path: Path, set_umask: Callable[[int], int], mask: int,
-                                         expected: int) -> None:
+def test_atomic_files_get_the_umask_mode(
+    tmp_path: Path, set_umask: Callable[[int], int], mask: int, expected: int
+) -> None:
     set_umask(mask)
     assert umask() == mask
     assert new_file_mode() == expected
@@ -51,22 +52,27 @@ def test_a_replaced_file_gets_the_umask_mode_too(tmp_path: Path, set_umask: Call
     assert target.read_bytes() == b"new" and mode(target) == 0o644
 
 
-def test_a_training_run_writes_its_files_with_the_umask_mode(tmp_path: Path,
-                                                            set_umask: Callable[[int], int]) -> None:
+def test_a_training_run_writes_its_files_with_the_umask_mode(tmp_path: Path, set_umask: Callable[[int], int]) -> None:
     set_umask(0o022)
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY_RECIPE + f"output_dir: {tmp_path / 'run'}\n")
     train(recipe, "train.max_steps=4")
     run = tmp_path / "run"
-    files = [run / "model.safetensors", run / "curves.png", run / "recipe.yaml",
-             *sorted((run / "checkpoints").iterdir()), *sorted((run / "samples").iterdir())]
+    files = [
+        run / "model.safetensors",
+        run / "curves.png",
+        run / "recipe.yaml",
+        *sorted((run / "checkpoints").iterdir()),
+        *sorted((run / "samples").iterdir()),
+    ]
     assert any(path.parent.name == "checkpoints" for path in files)
     assert any(path.parent.name == "samples" for path in files)
     assert {path.name: oct(mode(path)) for path in files} == {path.name: oct(0o644) for path in files}
 
 
-def test_without_proc_the_umask_is_read_and_restored(monkeypatch: pytest.MonkeyPatch,
-                                                     set_umask: Callable[[int], int]) -> None:
+def test_without_proc_the_umask_is_read_and_restored(
+    monkeypatch: pytest.MonkeyPatch, set_umask: Callable[[int], int]
+) -> None:
     def no_proc(*args: object, **kwargs: object) -> None:
         raise FileNotFoundError("/proc/self/status")
 

@@ -75,8 +75,9 @@ def test_adversarial_losses_reward_the_right_side(name: str) -> None:
     confident, fooled = (torch.ones(4, 1), torch.zeros(4, 1)), (torch.zeros(4, 1), torch.zeros(4, 1))
     # D is better off when it tells real (high) from fake (low); G is better off when fakes score high
     assert adversarial.discriminator_loss(*confident) < adversarial.discriminator_loss(*fooled)
-    assert adversarial.generator_loss(torch.zeros(4, 1), torch.ones(4, 1)) < \
-        adversarial.generator_loss(torch.zeros(4, 1), -torch.ones(4, 1))
+    assert adversarial.generator_loss(torch.zeros(4, 1), torch.ones(4, 1)) < adversarial.generator_loss(
+        torch.zeros(4, 1), -torch.ones(4, 1)
+    )
 
 
 def test_known_adversarial_values() -> None:
@@ -93,8 +94,14 @@ def test_known_adversarial_values() -> None:
 def test_discriminator_step_sees_detached_fakes() -> None:
     generator = MODELS.build({"type": "srresnet", "blocks": 1, "channels": 8})
     discriminator = MODELS.build({"type": "vgg_discriminator", "channels": 8, "hidden": 16})
-    loss, result = discriminator_step(generator, discriminator, LOSSES.build({"type": "vanilla"}),
-                                      torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32), r1_weight=1.0)
+    loss, result = discriminator_step(
+        generator,
+        discriminator,
+        LOSSES.build({"type": "vanilla"}),
+        torch.rand(2, 3, 8, 8),
+        torch.rand(2, 3, 32, 32),
+        r1_weight=1.0,
+    )
     loss.backward()
     assert all(p.grad is None for p in generator.parameters())
     assert all(p.grad is not None for p in discriminator.parameters())
@@ -107,8 +114,9 @@ def test_generator_step_adds_the_adversarial_term() -> None:
     criterion = WeightedLoss([{"type": "l1"}])
     inputs, target = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 32, 32)
     warm, warm_parts = generator_step(generator, None, criterion, None, 0.5, inputs, target)
-    full, parts = generator_step(generator, discriminator, criterion, LOSSES.build({"type": "vanilla"}), 0.5,
-                                 inputs, target)
+    full, parts = generator_step(
+        generator, discriminator, criterion, LOSSES.build({"type": "vanilla"}), 0.5, inputs, target
+    )
     assert set(warm_parts) == {"l1"} and set(parts) == {"l1", "adversarial"}
     assert torch.isclose(full, warm + 0.5 * parts["adversarial"])
 
@@ -161,14 +169,21 @@ def test_gan_resume_is_bit_exact(gan_recipe: Path, tmp_path: Path, numerics: str
 
 
 def test_init_from_a_psnr_model(gan_recipe: Path, tmp_path: Path) -> None:
-    pretrained = Trainer(load_recipe(gan_recipe, [f"output_dir={tmp_path / 'psnr'}", "gan.discriminator=null",
-                                                  "loss=[{type: l1}]", "train.max_steps=1"]))
+    pretrained = Trainer(
+        load_recipe(
+            gan_recipe,
+            [f"output_dir={tmp_path / 'psnr'}", "gan.discriminator=null", "loss=[{type: l1}]", "train.max_steps=1"],
+        )
+    )
     pretrained.fit()
     source = tmp_path / "psnr" / "model.safetensors"
     trainer = Trainer(load_recipe(gan_recipe, [f"gan.init_from={source}"]))
     assert all(torch.equal(v, pretrained.model.state_dict()[k]) for k, v in trainer.model.state_dict().items())
-    with pytest.raises(checkpoint.CheckpointError, match=r"gan.init_from: .* holds a model with model.channels = 8, "
-                                                      "this recipe trains model.channels = 16"):
+    with pytest.raises(
+        checkpoint.CheckpointError,
+        match=r"gan.init_from: .* holds a model with model.channels = 8, "
+        "this recipe trains model.channels = 16",
+    ):
         Trainer(load_recipe(gan_recipe, [f"gan.init_from={source}", "model.channels=16"]))
 
 
@@ -180,8 +195,9 @@ def test_adversarial_loss_in_the_loss_list_is_refused(gan_recipe: Path) -> None:
 def test_vgg_weights_from_a_local_file(tmp_path: Path) -> None:
     reference = torchvision.models.vgg19(weights=None)
     torch.save(reference.state_dict(), tmp_path / "vgg19.pth")
-    loss = LOSSES.build({"type": "vgg_perceptual", "layers": ["conv1_2", "relu3_1"],
-                         "weights_path": str(tmp_path / "vgg19.pth")})
+    loss = LOSSES.build(
+        {"type": "vgg_perceptual", "layers": ["conv1_2", "relu3_1"], "weights_path": str(tmp_path / "vgg19.pth")}
+    )
     assert torch.equal(loss.features[0].weight, reference.features[0].weight)
     assert len(loss.features) == 12  # truncated after relu3_1
     image = torch.rand(1, 3, 24, 24)
@@ -201,8 +217,12 @@ def test_offline_without_weights_stops_before_training_in_one_line(gan_recipe: P
         "from sr_toolkit.commands import train\n"
         "sys.exit(train.main())\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env={**__import__("os").environ, "TORCH_HOME": str(tmp_path / "torch")})
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "TORCH_HOME": str(tmp_path / "torch")},
+    )
     assert result.returncode == 2
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "loss.1: loss 'vgg_perceptual'" in error[0] and "weights_path=" in error[0]
@@ -251,7 +271,9 @@ def test_a_nan_discriminator_loss_is_named(gan_recipe: Path, tmp_path: Path, cle
     plugin.write_text(NAN_DISCRIMINATOR)
     # with RaGAN a step calls D four times (real and fake for D's loss, again for the generator's
     # term): NaN from call 5 is in D's loss at step 2, before the generator's term of that step
-    recipe = load_recipe(gan_recipe, [f"plugins=[{plugin}]", "gan.r1_weight=0",
-                                      "gan.discriminator={type: nan_discriminator, nan_from: 5}"])
+    recipe = load_recipe(
+        gan_recipe,
+        [f"plugins=[{plugin}]", "gan.r1_weight=0", "gan.discriminator={type: nan_discriminator, nan_from: 5}"],
+    )
     with pytest.raises(TrainingDiverged, match="the discriminator's loss became NaN or inf at step 2"):
         Trainer(recipe).fit()

@@ -18,17 +18,31 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ("resnet_x4", "srresnet_x4", "edsr_x4", "srgan_x4")
 EXPECTED = [
     *(f"train/{name}/{label}" for name in RECIPES for label in ("auto", "fp32")),
-    "overhead/edsr_x4", "data/edsr_x4", "resume/edsr_x4", "upscale/edsr_x4", "upscale/srresnet_x4",
-    "eval/set5", "estimate/edsr_x4",
+    "overhead/edsr_x4",
+    "data/edsr_x4",
+    "resume/edsr_x4",
+    "upscale/edsr_x4",
+    "upscale/srresnet_x4",
+    "eval/set5",
+    "estimate/edsr_x4",
 ]
 
 
 def gpu_check(out: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, Any]]]:
     """Run the check in a child process (one thread: these CPUs are shared) and read its JSON rows."""
-    command = [sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--device", "cpu", "--quick", "--out", str(out),
-               *extra]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "gpu_check.py"),
+        "--device",
+        "cpu",
+        "--quick",
+        "--out",
+        str(out),
+        *extra,
+    ]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     rows = json.loads((out / "gpu_check.json").read_text())["rows"]
     return done, {row["key"]: row for row in rows}
 
@@ -60,8 +74,9 @@ def test_quick_cpu_run_fills_every_row(tmp_path: Path) -> None:
 
 
 def test_a_failing_row_reports_its_error_and_the_others_complete(tmp_path: Path) -> None:
-    done, rows = gpu_check(tmp_path, "--only", "train/edsr_x4/auto", "upscale", "eval", "--fail", "upscale/edsr_x4",
-                           "--peak-tflops", "0.5")
+    done, rows = gpu_check(
+        tmp_path, "--only", "train/edsr_x4/auto", "upscale", "eval", "--fail", "upscale/edsr_x4", "--peak-tflops", "0.5"
+    )
     assert done.returncode == 1
     assert list(rows) == ["train/edsr_x4/auto", "upscale/edsr_x4", "upscale/srresnet_x4", "eval/set5"]
     failed = rows["upscale/edsr_x4"]
@@ -73,13 +88,21 @@ def test_a_failing_row_reports_its_error_and_the_others_complete(tmp_path: Path)
     assert train["peak_tflop_per_s"] == 0.5 and train["mfu_pct"] == 100 * train["tflop_per_s"] / 0.5
 
 
-@pytest.mark.parametrize(("gpu", "bf16", "fp32"), [
-    ("NVIDIA H200", 989.0, 67.0), ("NVIDIA H100 80GB HBM3", 989.0, 67.0), ("NVIDIA H100 PCIe", 756.0, 51.0),
-    ("NVIDIA A100-SXM4-80GB", 312.0, 19.5), ("NVIDIA L40S", 362.0, 91.6), ("NVIDIA L4", 121.0, 30.3),
-    ("Tesla T4", None, None),
-])
-def test_peaks_by_gpu_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gpu: str, bf16: float | None,
-                           fp32: float | None) -> None:
+@pytest.mark.parametrize(
+    ("gpu", "bf16", "fp32"),
+    [
+        ("NVIDIA H200", 989.0, 67.0),
+        ("NVIDIA H100 80GB HBM3", 989.0, 67.0),
+        ("NVIDIA H100 PCIe", 756.0, 51.0),
+        ("NVIDIA A100-SXM4-80GB", 312.0, 19.5),
+        ("NVIDIA L40S", 362.0, 91.6),
+        ("NVIDIA L4", 121.0, 30.3),
+        ("Tesla T4", None, None),
+    ],
+)
+def test_peaks_by_gpu_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gpu: str, bf16: float | None, fp32: float | None
+) -> None:
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import gpu_check
 

@@ -188,10 +188,22 @@ def _pil_kinds(photo: np.ndarray) -> dict[str, Image.Image]:
     }
 
 
-@pytest.mark.parametrize("kind, channels, bits", [
-    ("L", 1, 8), ("LA", 2, 8), ("1", 1, 8), ("RGB", 3, 8), ("RGBA", 4, 8), ("P", 3, 8), ("P+key", 4, 8),
-    ("CMYK", 3, 8), ("I;16", 1, 16), ("I;16+key", 2, 16), ("I", 1, 16),
-])
+@pytest.mark.parametrize(
+    "kind, channels, bits",
+    [
+        ("L", 1, 8),
+        ("LA", 2, 8),
+        ("1", 1, 8),
+        ("RGB", 3, 8),
+        ("RGBA", 4, 8),
+        ("P", 3, 8),
+        ("P+key", 4, 8),
+        ("CMYK", 3, 8),
+        ("I;16", 1, 16),
+        ("I;16+key", 2, 16),
+        ("I", 1, 16),
+    ],
+)
 def test_from_pil_keeps_the_channels_and_bits(photo: np.ndarray, kind: str, channels: int, bits: int) -> None:
     image = _pil_kinds(photo)[kind]
     pixels, found_bits = from_pil(image)
@@ -278,9 +290,7 @@ def _bad_files(folder: Path, photo: np.ndarray) -> dict[str, Path]:
         ("not an image", "not an image"),
     ],
 )
-def test_bad_files_raise_data_error_naming_the_file(
-    tmp_path: Path, photo: np.ndarray, kind: str, words: str
-) -> None:
+def test_bad_files_raise_data_error_naming_the_file(tmp_path: Path, photo: np.ndarray, kind: str, words: str) -> None:
     path = _bad_files(tmp_path, photo)[kind]
     with pytest.raises(DataError) as error:
         read_image(path)

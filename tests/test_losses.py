@@ -45,7 +45,12 @@ def test_pixel_losses_match_direct_formulas():
 def test_ssim_loss_is_one_minus_skimage_ssim():
     output, target = photo_pair()
     reference = structural_similarity(
-        target, output, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1,
+        target,
+        output,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1,
         channel_axis=2,
     )
     value = LOSSES.build({"type": "ssim"})(as_batch(output), as_batch(target)).item()

@@ -51,8 +51,9 @@ def gap_plugin(tmp_path: Path, clean_registries: None) -> Path:
 def test_a_plugin_metric_is_a_column_of_evaluation(tmp_path: Path, gap_plugin: Path) -> None:
     photos = write_photos(tmp_path / "hr", names=("coffee.png",))
     out = tmp_path / "out"
-    results = run_cli("--data", tmp_path / "hr", "--scale", 4, "--plugins", gap_plugin,
-                      "--metrics", "psnr", "abs_gap", "--out", out)
+    results = run_cli(
+        "--data", tmp_path / "hr", "--scale", 4, "--plugins", gap_plugin, "--metrics", "psnr", "abs_gap", "--out", out
+    )
     settings = results["settings"]
     assert settings["metrics"] == ["psnr", "abs_gap"]
     assert settings["labels"] == {"psnr": "PSNR (dB)", "abs_gap": "Gap [0,1]"}
@@ -64,7 +65,7 @@ def test_a_plugin_metric_is_a_column_of_evaluation(tmp_path: Path, gap_plugin: P
     value = results["methods"]["bicubic"]["images"]["coffee.png"]["abs_gap"]
     assert value == pytest.approx(expected, rel=1e-6)  # the tensors hold the levels in float32
     psnr_only = run_cli("--data", tmp_path / "hr", "--scale", 4, "--no-images", "--out", tmp_path / "psnr")
-    assert (results["methods"]["bicubic"]["mean"]["psnr"] == psnr_only["methods"]["bicubic"]["mean"]["psnr"])
+    assert results["methods"]["bicubic"]["mean"]["psnr"] == psnr_only["methods"]["bicubic"]["mean"]["psnr"]
     csv_header = (out / "results.csv").read_text().splitlines()[0]
     assert csv_header == "method,image,psnr,abs_gap"
     assert "Gap [0,1] ↓" in (out / "report.html").read_text()
@@ -72,8 +73,9 @@ def test_a_plugin_metric_is_a_column_of_evaluation(tmp_path: Path, gap_plugin: P
 
 def test_evaluation_names_an_unknown_metric_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     write_photos(tmp_path / "hr", names=("coffee.png",))
-    code = eval_cli.main(["--data", str(tmp_path / "hr"), "--scale", "4", "--metrics", "abs_gap",
-                          "--out", str(tmp_path / "out")])
+    code = eval_cli.main(
+        ["--data", str(tmp_path / "hr"), "--scale", "4", "--metrics", "abs_gap", "--out", str(tmp_path / "out")]
+    )
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1 and "unknown metric 'abs_gap'" in error
 
@@ -100,8 +102,9 @@ def test_validation_keeps_psnr_and_ssim_by_default_and_checks_the_names(tmp_path
     assert load_recipe(recipe, [f"plugins=[{gap_plugin}]", "validation.metrics=[psnr, abs_gap]"])
 
 
-def test_validation_leaves_out_lpips_without_weights_with_one_warning(monkeypatch: pytest.MonkeyPatch,
-                                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_validation_leaves_out_lpips_without_weights_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 

@@ -44,7 +44,12 @@ def bicubic_round_trip(image: np.ndarray) -> np.ndarray:
 def skimage_ssim(a: np.ndarray, b: np.ndarray) -> float:
     channel_axis = 2 if a.ndim == 3 else None
     return structural_similarity(
-        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255,
+        a,
+        b,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=255,
         channel_axis=channel_axis,
     )
 

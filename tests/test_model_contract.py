@@ -37,10 +37,14 @@ FIRST_PARTY = [
 ]
 
 
-@pytest.mark.parametrize("spec, scale, task, halo, exact, multiple", FIRST_PARTY,
-                         ids=lambda value: value["type"] if isinstance(value, dict) else None)
-def test_first_party_models_get_their_contract_when_built(spec: dict, scale: int, task: str, halo: int, exact: bool,
-                                                          multiple: int) -> None:
+@pytest.mark.parametrize(
+    "spec, scale, task, halo, exact, multiple",
+    FIRST_PARTY,
+    ids=lambda value: value["type"] if isinstance(value, dict) else None,
+)
+def test_first_party_models_get_their_contract_when_built(
+    spec: dict, scale: int, task: str, halo: int, exact: bool, multiple: int
+) -> None:
     model = MODELS.build(spec)
     contract = contract_of(model)
     assert (contract.architecture, contract.spec) == (spec["type"], spec)
@@ -94,8 +98,15 @@ class WindowLike(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        declare(self, scale=2, size_multiple=4, halo=5, exact_tiling=False, supports_half=False,
-                tiling_caveat="attends within windows that tiles cut differently")
+        declare(
+            self,
+            scale=2,
+            size_multiple=4,
+            halo=5,
+            exact_tiling=False,
+            supports_half=False,
+            tiling_caveat="attends within windows that tiles cut differently",
+        )
         self.sizes: list[tuple[int, int]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -184,8 +195,11 @@ def test_a_discriminator_is_no_image_model(tmp_path: Path) -> None:
     discriminator = MODELS.build({"type": "vgg_discriminator"})  # as gan.discriminator builds it
     with pytest.raises(ModelContractError, match="'VggDiscriminator' is a discriminator, not an image-to-image"):
         contract_of(discriminator)
-    with pytest.raises(RegistryError, match=r"^model: model 'vgg_discriminator' is a discriminator, not an image-to-"
-                                            r"image model; it belongs under gan.discriminator$"):
+    with pytest.raises(
+        RegistryError,
+        match=r"^model: model 'vgg_discriminator' is a discriminator, not an image-to-"
+        r"image model; it belongs under gan.discriminator$",
+    ):
         MODELS.build_image_model({"type": "vgg_discriminator"}, where="model")
     path = tmp_path / "model.safetensors"
     save_model(path, discriminator, {"model": {"type": "vgg_discriminator"}, "scale": 1, "task": "restore"})
@@ -193,11 +207,15 @@ def test_a_discriminator_is_no_image_model(tmp_path: Path) -> None:
         load_model(path)
 
 
-@pytest.mark.parametrize("recipe", [
-    {"model": {"type": "edsr", "channels": 8, "blocks": 1, "scale": 2}, "scale": 2, "task": "upscale"},
-    {"model": {"type": "resnet_x4", "channels": 8, "blocks": 1, "scale": 4}, "scale": 4, "task": "upscale"},
-    {"model": {"type": "conv_autoencoder"}, "scale": 1, "task": "restore"},
-], ids=lambda recipe: recipe["model"]["type"])
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        {"model": {"type": "edsr", "channels": 8, "blocks": 1, "scale": 2}, "scale": 2, "task": "upscale"},
+        {"model": {"type": "resnet_x4", "channels": 8, "blocks": 1, "scale": 4}, "scale": 4, "task": "upscale"},
+        {"model": {"type": "conv_autoencoder"}, "scale": 1, "task": "restore"},
+    ],
+    ids=lambda recipe: recipe["model"]["type"],
+)
 def test_the_contract_survives_save_and_load(recipe: dict, tmp_path: Path) -> None:
     built = MODELS.build(recipe["model"])
     save_model(tmp_path / "model.safetensors", built, recipe)

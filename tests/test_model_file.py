@@ -30,16 +30,21 @@ def test_a_file_without_a_format_version_is_format_1_and_loads(tmp_path: Path) -
         torch.testing.assert_close(loaded(x), model.eval()(x))
 
 
-@pytest.mark.parametrize("version, message", [
-    (2, "model file format 2 is newer than this sr-toolkit reads (format 1); upgrade sr-toolkit to load it"),
-    ("2", "format_version: expected a positive integer, got '2'"),
-    (0, "format_version: expected a positive integer, got 0"),
-])
-def test_load_model_refuses_a_newer_or_unknown_format_in_one_line(tmp_path: Path, version: object,
-                                                                  message: str) -> None:
+@pytest.mark.parametrize(
+    "version, message",
+    [
+        (2, "model file format 2 is newer than this sr-toolkit reads (format 1); upgrade sr-toolkit to load it"),
+        ("2", "format_version: expected a positive integer, got '2'"),
+        (0, "format_version: expected a positive integer, got 0"),
+    ],
+)
+def test_load_model_refuses_a_newer_or_unknown_format_in_one_line(
+    tmp_path: Path, version: object, message: str
+) -> None:
     path = tmp_path / "new.safetensors"
-    checkpoint.atomic_save(MODELS.build(RECIPE["model"]).state_dict(), path,
-                           {**RECIPE, "recipe": RECIPE, "format_version": version})
+    checkpoint.atomic_save(
+        MODELS.build(RECIPE["model"]).state_dict(), path, {**RECIPE, "recipe": RECIPE, "format_version": version}
+    )
     with pytest.raises(checkpoint.CheckpointError) as raised:
         load_model(path)
     assert str(raised.value) == f"{path}: {message}"

@@ -32,13 +32,25 @@ def shuffle_upsampler(channels: int, scale: int, prelu: bool) -> int:
 def srresnet_parameters(scale: int, blocks: int = 16, c: int = 64, bn: bool = True) -> int:
     norm = batch_norm(c) if bn else 0
     block = 2 * conv(c, c, 3) + 2 * norm + 1
-    return (conv(3, c, 9) + 1 + blocks * block + conv(c, c, 3) + norm
-            + shuffle_upsampler(c, scale, prelu=True) + conv(c, 3, 9))
+    return (
+        conv(3, c, 9)
+        + 1
+        + blocks * block
+        + conv(c, c, 3)
+        + norm
+        + shuffle_upsampler(c, scale, prelu=True)
+        + conv(c, 3, 9)
+    )
 
 
 def edsr_parameters(scale: int, blocks: int = 16, c: int = 64) -> int:
-    return (conv(3, c, 3) + blocks * 2 * conv(c, c, 3) + conv(c, c, 3)
-            + shuffle_upsampler(c, scale, prelu=False) + conv(c, 3, 3))
+    return (
+        conv(3, c, 3)
+        + blocks * 2 * conv(c, c, 3)
+        + conv(c, c, 3)
+        + shuffle_upsampler(c, scale, prelu=False)
+        + conv(c, 3, 3)
+    )
 
 
 def count(model: torch.nn.Module) -> int:
@@ -48,13 +60,16 @@ def count(model: torch.nn.Module) -> int:
 def first_party_names() -> list[str]:
     """Every image-to-image model registered by sr-toolkit's own plugins (tests elsewhere may register
     more; discriminators are tested in tests/test_gan.py)."""
-    return [e.name for e in MODELS.entries() if e.factory.__module__.startswith("sr_toolkit_plugins.")
-            and not getattr(e.factory, "is_discriminator", False)]
+    return [
+        e.name
+        for e in MODELS.entries()
+        if e.factory.__module__.startswith("sr_toolkit_plugins.") and not getattr(e.factory, "is_discriminator", False)
+    ]
 
 
 def photo(height: int, width: int) -> torch.Tensor:
     """A crop of a real photo as a (1, 3, height, width) tensor in [0, 1]."""
-    image = data.astronaut()[100:100 + height, 180:180 + width]
+    image = data.astronaut()[100 : 100 + height, 180 : 180 + width]
     return torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float() / 255
 
 
@@ -66,21 +81,24 @@ def test_first_party_models_are_registered() -> None:
     ("spec", "expected"),
     [
         ({"type": "conv_autoencoder"}, 23_659),
-        ({"type": "conv_autoencoder"}, conv(3, 32, 4) + conv(32, 16, 4) + conv(16, 8, 4)
-         + conv(8, 16, 4) + conv(16, 32, 4) + conv(32, 3, 4)),
+        (
+            {"type": "conv_autoencoder"},
+            conv(3, 32, 4) + conv(32, 16, 4) + conv(16, 8, 4) + conv(8, 16, 4) + conv(16, 32, 4) + conv(32, 3, 4),
+        ),
         ({"type": "deconv"}, 3_063),
         ({"type": "deconv", "scale": 2}, conv(3, 10, 3) + conv(10, 20, 3) + conv(20, 3, 4)),
         ({"type": "deconv", "scale": 4}, conv(3, 10, 4) + conv(10, 20, 4) + conv(20, 3, 3)),
         ({"type": "resnet_x4"}, 299_463),
         # head, 2 blocks of (2 BN + 4 convs + 2 single-slope PReLUs), tail
-        ({"type": "resnet_x4"}, conv(3, 64, 3) + 2 * (2 * batch_norm(64) + 4 * conv(64, 64, 3) + 2)
-         + conv(64, 3, 3)),
+        ({"type": "resnet_x4"}, conv(3, 64, 3) + 2 * (2 * batch_norm(64) + 4 * conv(64, 64, 3) + 2) + conv(64, 3, 3)),
         ({"type": "srresnet"}, 1_549_462),
         ({"type": "srresnet", "scale": 2}, srresnet_parameters(2)),
         ({"type": "srresnet", "scale": 3}, srresnet_parameters(3)),
         ({"type": "srresnet", "scale": 4}, srresnet_parameters(4)),
-        ({"type": "srresnet", "batch_norm": False, "blocks": 4, "channels": 32},
-         srresnet_parameters(4, blocks=4, c=32, bn=False)),
+        (
+            {"type": "srresnet", "batch_norm": False, "blocks": 4, "channels": 32},
+            srresnet_parameters(4, blocks=4, c=32, bn=False),
+        ),
         ({"type": "edsr"}, 1_517_571),
         ({"type": "edsr", "scale": 2}, 1_369_859),
         ({"type": "edsr", "scale": 2}, edsr_parameters(2)),
@@ -88,8 +106,10 @@ def test_first_party_models_are_registered() -> None:
         ({"type": "edsr", "scale": 4}, edsr_parameters(4)),
         ({"type": "edsr", "blocks": 3, "channels": 16}, edsr_parameters(4, blocks=3, c=16)),
         # direct upsampler: one conv to 3 * 4 * 4 channels replaces the two x2 stages and the tail
-        ({"type": "edsr", "channels": 32, "upsampler": "direct"},
-         conv(3, 32, 3) + 16 * 2 * conv(32, 32, 3) + conv(32, 32, 3) + conv(32, 48, 3)),
+        (
+            {"type": "edsr", "channels": 32, "upsampler": "direct"},
+            conv(3, 32, 3) + 16 * 2 * conv(32, 32, 3) + conv(32, 32, 3) + conv(32, 48, 3),
+        ),
     ],
 )
 def test_parameter_count(spec: dict, expected: int) -> None:
@@ -125,9 +145,10 @@ def test_conv_autoencoder_keeps_size_and_range() -> None:
 def test_conv_autoencoder_bottleneck_is_8x2x2_for_32x32() -> None:
     model = MODELS.build({"type": "conv_autoencoder"})
     assert model.encoder(photo(32, 32)).shape == (1, 8, 2, 2)
-    assert model.encoder(photo(32, 32)).shape == MODELS.build(
-        {"type": "conv_autoencoder", "widths": [8, 4], "bottleneck": 8}
-    ).encoder(photo(32, 32)).shape
+    assert (
+        model.encoder(photo(32, 32)).shape
+        == MODELS.build({"type": "conv_autoencoder", "widths": [8, 4], "bottleneck": 8}).encoder(photo(32, 32)).shape
+    )
 
 
 def test_conv_autoencoder_rejects_size_not_multiple_of_16() -> None:

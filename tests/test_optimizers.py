@@ -15,8 +15,10 @@ from sr_toolkit.training.optimizers import OPTIMIZERS, build_optimizer
 @pytest.fixture
 def recipe_path(tmp_path: Path) -> Path:
     path = tmp_path / "recipe.yaml"
-    path.write_text("scale: 4\nmodel: {type: resnet_x4, channels: 8, blocks: 1}\noptimizer: {lr: 0.01}\n"
-                    "degradation: [{type: downscale}]\n")
+    path.write_text(
+        "scale: 4\nmodel: {type: resnet_x4, channels: 8, blocks: 1}\noptimizer: {lr: 0.01}\n"
+        "degradation: [{type: downscale}]\n"
+    )
     return path
 
 

@@ -34,8 +34,10 @@ def records(gan: bool) -> list[dict]:
         if gan:
             record["loss/d_loss"] = 0.5 + (step % 20) * 0.01
         train.append(record)
-    val = [{"step": step, "baseline": "bicubic", "val/psnr": psnr, "val/baseline_psnr": 25.0}
-           for step, psnr in ((200, 26.0), (400, 27.0))]
+    val = [
+        {"step": step, "baseline": "bicubic", "val/psnr": psnr, "val/baseline_psnr": 25.0}
+        for step, psnr in ((200, 26.0), (400, 27.0))
+    ]
     return train + val
 
 
@@ -63,7 +65,10 @@ def test_gan_records_add_a_discriminator_panel() -> None:
     figure = curves_figure(records(gan=True))
     try:
         assert [axis.get_ylabel() for axis in figure.axes] == [
-            "training loss", "discriminator loss", "validation PSNR (dB)"]
+            "training loss",
+            "discriminator loss",
+            "validation PSNR (dB)",
+        ]
         d_losses = [r["loss/d_loss"] for r in records(gan=True) if "loss" in r]
         assert lines(figure.axes[1]) == {
             "raw": d_losses,

@@ -28,7 +28,7 @@ class ThirdPartyNet(torch.nn.Module):
         self.body = torch.nn.Conv2d(3, channels, 3, padding=1)
 '''
 
-PYPROJECT = '''
+PYPROJECT = """
 [build-system]
 requires = ["setuptools>=64"]
 build-backend = "setuptools.build_meta"
@@ -42,7 +42,7 @@ toy = "sr_toy_plugin.register"
 
 [tool.setuptools]
 packages = ["sr_toy_plugin"]
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +56,22 @@ def installed_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (source / "pyproject.toml").write_text(PYPROJECT)
     site = root / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(site), str(source)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     assert list(site.glob("sr_toy_plugin-0.0.1.dist-info/entry_points.txt"))
     return site
@@ -73,11 +86,15 @@ def test_installed_distribution_is_listed_and_built(installed_plugin: Path) -> N
     listing = run_with(installed_plugin, "-m", "sr_toolkit", "list", "models").stdout
     row = next(line.split(None, 3) for line in listing.splitlines() if "third_party_net" in line)
     assert row == ["model", "third_party_net", "sr-toy-plugin", "A network shipped by another distribution."]
-    built = run_with(installed_plugin, "-c", textwrap.dedent("""
+    built = run_with(
+        installed_plugin,
+        "-c",
+        textwrap.dedent("""
         from sr_toolkit.core.registry import MODELS
         net = MODELS.build({"type": "third_party_net", "channels": 6})
         print(type(net).__module__, net.body.out_channels)
-    """)).stdout.split()
+    """),
+    ).stdout.split()
     assert built == ["sr_toy_plugin.register", "6"]
 
 
@@ -89,11 +106,13 @@ def test_recipe_plugins_import_files_and_modules(tmp_path: Path, clean_registrie
     plugin_dir = tmp_path / "my_plugins"
     plugin_dir.mkdir()
     (plugin_dir / "local_net.py").write_text(PLUGIN_MODULE.replace("third_party_net", "local_file_net"))
-    (tmp_path / "recipe.yaml").write_text(textwrap.dedent("""
+    (tmp_path / "recipe.yaml").write_text(
+        textwrap.dedent("""
         plugins: [my_plugins/local_net.py]
         model: {type: local_file_net, channels: 5}
         degradation: [{type: gaussian_noise}]
-    """))
+    """)
+    )
     recipe = load_recipe(tmp_path / "recipe.yaml")
     assert recipe["model"] == {"type": "local_file_net", "channels": 5}
     entry = MODELS.get("local_file_net")

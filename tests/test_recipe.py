@@ -27,19 +27,25 @@ def write(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def family(tmp_path: Path) -> Path:
-    write(tmp_path / "base.yaml", """
+    write(
+        tmp_path / "base.yaml",
+        """
         scale: 4
         model: {type: resnet_x4, channels: 64, blocks: 2}
         degradation: [{type: downscale}]
         optimizer: {lr: 1e-3, weight_decay: 1e-5}
         train: {max_steps: 100, log_every: 5}
         loss: [{type: mse}, {type: l1, weight: 100}]
-    """)
-    return write(tmp_path / "child.yaml", """
+    """,
+    )
+    return write(
+        tmp_path / "child.yaml",
+        """
         base: base.yaml
         model: {channels: 32}
         train: {max_steps: 50}
-    """)
+    """,
+    )
 
 
 def test_inheritance_deep_merges(family: Path) -> None:
@@ -74,8 +80,17 @@ def test_yaml_1_2_booleans(family: Path) -> None:
 
 
 def test_overrides_parse_yaml_scalars(family: Path) -> None:
-    recipe = load_recipe(family, ["train.max_steps=20", "model.channels=16", "optimizer.lr=2e-4",
-                                  "train.grad_clip=null", "loss.1.weight=10", "name=trial"])
+    recipe = load_recipe(
+        family,
+        [
+            "train.max_steps=20",
+            "model.channels=16",
+            "optimizer.lr=2e-4",
+            "train.grad_clip=null",
+            "loss.1.weight=10",
+            "name=trial",
+        ],
+    )
     assert recipe["train"]["max_steps"] == 20 and recipe["model"]["channels"] == 16
     assert recipe["optimizer"]["lr"] == pytest.approx(2e-4)
     assert recipe["train"]["grad_clip"] is None and recipe["loss"][1]["weight"] == 10
@@ -89,8 +104,7 @@ def test_overrides_parse_yaml_scalars(family: Path) -> None:
         (["trian.max_steps=20"], "trian: unknown key (did you mean 'train'?)"),
         (["train.max_steps=many"], "train.max_steps: expected int, got 'many'"),
         (["train.mixed_precision=fp8"], "train.mixed_precision: expected one of auto|no|fp16|bf16"),
-        (["model.chanels=8"], "model.chanels: model 'resnet_x4' has no argument 'chanels' (did you mean "
-                              "'channels'?)"),
+        (["model.chanels=8"], "model.chanels: model 'resnet_x4' has no argument 'chanels' (did you mean 'channels'?)"),
         (["model.channels=8.5"], "model.channels: model 'resnet_x4' expects int, got 8.5"),
         (["model.type=resnet_x5"], "unknown model 'resnet_x5' (close matches: resnet_x4"),
         (["loss.0.type=l2"], "unknown loss 'l2'"),
@@ -142,8 +156,12 @@ def test_shipped_recipes_resolve(recipe: Path) -> None:
 
 
 def test_print_recipe_round_trips(family: Path, tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), str(family),
-                             "train.max_steps=7", "--print-recipe"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "train.py"), str(family), "train.max_steps=7", "--print-recipe"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     printed = write(tmp_path / "printed.yaml", result.stdout)
     assert load_recipe(printed) == load_recipe(family, ["train.max_steps=7"])
     assert "scale" not in yaml.safe_load(result.stdout)["model"]  # inherited from the top level again
@@ -151,19 +169,23 @@ def test_print_recipe_round_trips(family: Path, tmp_path: Path) -> None:
 
 def write_saved_run_recipe(tmp_path: Path) -> Path:
     """A resolved x4 recipe as a run saves it, with scale-taking model, degradation and datasets."""
-    source = write(tmp_path / "edsr.yaml", """
+    source = write(
+        tmp_path / "edsr.yaml",
+        """
         scale: 4
         seed: 3
         model: {type: edsr, channels: 8, blocks: 1}
         degradation: [{type: downscale}]
         data: {train: {type: builtin, patch_size: 48}, val: {type: builtin}}
-    """)
+    """,
+    )
     return write(tmp_path / "saved.yaml", dump_recipe(load_recipe(source)))
 
 
 @pytest.mark.parametrize("override, key, value", [("scale=2", "scale", 2), ("seed=7", "seed", 7)])
-def test_a_saved_recipe_takes_a_new_top_level_value_everywhere(tmp_path: Path, override: str, key: str,
-                                                                value: int) -> None:
+def test_a_saved_recipe_takes_a_new_top_level_value_everywhere(
+    tmp_path: Path, override: str, key: str, value: int
+) -> None:
     recipe = load_recipe(write_saved_run_recipe(tmp_path), [override])
     holders = [recipe["model"], recipe["degradation"][0], recipe["data"]["train"], recipe["data"]["val"]]
     takes = [spec for spec in holders if key in spec]
@@ -184,15 +206,20 @@ def test_a_saved_recipe_with_a_new_name_and_scale_is_a_new_run(tmp_path: Path) -
 
 def test_a_component_scale_that_conflicts_is_refused_naming_both(tmp_path: Path) -> None:
     saved = write_saved_run_recipe(tmp_path)
-    with pytest.raises(RecipeError, match=r"override model.scale=2: model.scale: 2 conflicts with the "
-                                          r"recipe's scale: 4; leave model.scale out"):
+    with pytest.raises(
+        RecipeError,
+        match=r"override model.scale=2: model.scale: 2 conflicts with the "
+        r"recipe's scale: 4; leave model.scale out",
+    ):
         load_recipe(saved, ["model.scale=2"])
     spelled = write(tmp_path / "spelled.yaml", "scale: 4\nmodel: {type: edsr, scale: 4}\n")
     with pytest.raises(RecipeError, match=r"spelled.yaml: model.scale: 4 conflicts with the recipe's scale: 2"):
         load_recipe(spelled, ["scale=2"])
     unscaled = write(tmp_path / "unscaled.yaml", "model: {type: edsr}\n")  # edsr defaults to x4, scale to 1
-    with pytest.raises(RecipeError, match="model: 'edsr' works at scale 4 by default, the recipe's scale is 1; "
-                                          "set scale: 4 at the top level"):
+    with pytest.raises(
+        RecipeError,
+        match="model: 'edsr' works at scale 4 by default, the recipe's scale is 1; set scale: 4 at the top level",
+    ):
         load_recipe(unscaled)
 
 
@@ -220,24 +247,33 @@ def test_an_override_error_names_the_override(family: Path) -> None:
 
 
 def test_train_cli_reports_recipe_errors_in_one_line(family: Path) -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), str(family), "train.max_stpes=3"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "train.py"), str(family), "train.max_stpes=3"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "did you mean 'max_steps'" in result.stderr
 
 
 def test_a_child_recipe_switches_the_model_type_or_replaces_a_mapping(tmp_path: Path) -> None:
-    write(tmp_path / "base.yaml", """
+    write(
+        tmp_path / "base.yaml",
+        """
         scale: 4
         model: {type: resnet_x4, channels: 64, blocks: 2, upsample: bicubic}
         degradation: [{type: downscale}]
         optimizer: {type: adam, lr: 1e-3, betas: [0.8, 0.9]}
-    """)
-    child = write(tmp_path / "child.yaml", """
+    """,
+    )
+    child = write(
+        tmp_path / "child.yaml",
+        """
         base: base.yaml
         model: {type: edsr, channels: 8}
         optimizer: !replace {type: sgd, lr: 0.1}
-    """)
+    """,
+    )
     recipe = load_recipe(child)
     assert recipe["model"]["type"] == "edsr" and recipe["model"]["channels"] == 8
     assert "upsample" not in recipe["model"] and recipe["model"]["blocks"] != 2  # edsr's own default
@@ -255,11 +291,14 @@ def test_only_the_keys_the_chosen_types_read_are_kept(family: Path) -> None:
     assert {"step_size", "gamma"} <= set(sgd["scheduler"]) and "min_lr_ratio" not in sgd["scheduler"]
 
 
-def test_file_plugins_are_saved_as_absolute_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  clean_registries: None) -> None:
+def test_file_plugins_are_saved_as_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_registries: None
+) -> None:
     folder = tmp_path / "project"
     folder.mkdir()
-    write(folder / "my_loss.py", """
+    write(
+        folder / "my_loss.py",
+        """
         import torch
         from sr_toolkit.core.registry import LOSSES
 
@@ -267,10 +306,13 @@ def test_file_plugins_are_saved_as_absolute_paths(tmp_path: Path, monkeypatch: p
         class MyL1(torch.nn.Module):
             def forward(self, output, target):
                 return (output - target).abs().mean()
-    """)
-    recipe_path = write(folder / "r.yaml",
-                        "scale: 4\nplugins: [my_loss.py]\nmodel: {type: edsr}\nloss: [{type: my_l1}]\n"
-                        "degradation: [{type: downscale}]\n")
+    """,
+    )
+    recipe_path = write(
+        folder / "r.yaml",
+        "scale: 4\nplugins: [my_loss.py]\nmodel: {type: edsr}\nloss: [{type: my_l1}]\n"
+        "degradation: [{type: downscale}]\n",
+    )
     monkeypatch.chdir(tmp_path)  # another working directory than the recipe's
     recipe = load_recipe(recipe_path)
     assert recipe["plugins"] == [str((folder / "my_loss.py").resolve())]
@@ -287,24 +329,39 @@ def test_the_esrgan_chain_fits_together() -> None:
 
 
 RULES_BETWEEN_KEYS = [
-    (["gan.discriminator={type: vgg_discriminator}", "train.grad_accum=2"],
-     "train.grad_accum: GAN recipes take one batch per update (set it to 1)"),
-    (["loss=[{type: l1}, {type: hinge}]"],
-     "loss.1: 'hinge' is an adversarial loss; set it as gan.adversarial with gan.discriminator"),
-    (["gan.discriminator={type: vgg_discriminator}", "gan.adversarial={type: l1}"],
-     "gan.adversarial: 'l1' is not an adversarial loss (hinge, lsgan, ragan, vanilla)"),
-    (["degradation=[]"], ("degradation: the list is empty and data.train gives no inputs; add one, "
-                          "e.g. degradation: [{type: downscale}] for upscaling")),
+    (
+        ["gan.discriminator={type: vgg_discriminator}", "train.grad_accum=2"],
+        "train.grad_accum: GAN recipes take one batch per update (set it to 1)",
+    ),
+    (
+        ["loss=[{type: l1}, {type: hinge}]"],
+        "loss.1: 'hinge' is an adversarial loss; set it as gan.adversarial with gan.discriminator",
+    ),
+    (
+        ["gan.discriminator={type: vgg_discriminator}", "gan.adversarial={type: l1}"],
+        "gan.adversarial: 'l1' is not an adversarial loss (hinge, lsgan, ragan, vanilla)",
+    ),
+    (
+        ["degradation=[]"],
+        (
+            "degradation: the list is empty and data.train gives no inputs; add one, "
+            "e.g. degradation: [{type: downscale}] for upscaling"
+        ),
+    ),
     (["loss=[]"], "loss: expected a non-empty list of loss specs, got []"),
     (["model.scale=2"], "model.scale: 2 conflicts with the recipe's scale: 4"),
-    (["model=!replace {type: vgg_discriminator}"],
-     "model: 'vgg_discriminator' is a discriminator, not an image-to-image model; it belongs under gan.discriminator"),
+    (
+        ["model=!replace {type: vgg_discriminator}"],
+        "model: 'vgg_discriminator' is a discriminator, not an image-to-image model; "
+        "it belongs under gan.discriminator",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("overrides", "message"), RULES_BETWEEN_KEYS)
-def test_rules_between_keys_are_checked_when_the_recipe_is_loaded(family: Path, overrides: list[str],
-                                                                  message: str) -> None:
+def test_rules_between_keys_are_checked_when_the_recipe_is_loaded(
+    family: Path, overrides: list[str], message: str
+) -> None:
     with pytest.raises(RecipeError) as info:
         load_recipe(family, overrides)
     assert message in str(info.value) and str(info.value).startswith("override ")
@@ -312,7 +369,8 @@ def test_rules_between_keys_are_checked_when_the_recipe_is_loaded(family: Path, 
 
 @pytest.mark.parametrize(("overrides", "message"), RULES_BETWEEN_KEYS)
 def test_print_recipe_and_train_refuse_a_broken_rule_before_any_work(
-        family: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], overrides: list[str], message: str) -> None:
+    family: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], overrides: list[str], message: str
+) -> None:
     run = tmp_path / "run"
     for extra in (["--print-recipe"], []):
         assert train_main([str(family), f"output_dir={run}", *overrides, *extra]) == 2

@@ -25,8 +25,14 @@ def toy_registry(clean_registries: None) -> Registry:
     class ToyNet(torch.nn.Module):
         """A toy network for the registry tests."""
 
-        def __init__(self, channels: int = 8, scale: int = 2, mode: Literal["a", "b"] = "a",
-                     width: float | None = None, amount: Range = 0.5) -> None:
+        def __init__(
+            self,
+            channels: int = 8,
+            scale: int = 2,
+            mode: Literal["a", "b"] = "a",
+            width: float | None = None,
+            amount: Range = 0.5,
+        ) -> None:
             super().__init__()
             if scale not in (2, 4):
                 raise ValueError(f"scale must be 2 or 4, got {scale}")
@@ -54,8 +60,10 @@ def test_unknown_name_lists_close_matches(toy_registry: Registry) -> None:
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ({"type": "toy_net", "chanels": 3}, "model.chanels: model 'toy_net' has no argument 'chanels' "
-                                            "(did you mean 'channels'?)"),
+        (
+            {"type": "toy_net", "chanels": 3},
+            "model.chanels: model 'toy_net' has no argument 'chanels' (did you mean 'channels'?)",
+        ),
         ({"type": "toy_net", "channels": "wide"}, "model.channels: model 'toy_net' expects int, got 'wide'"),
         ({"type": "toy_net", "channels": True}, "expects int, got True"),
         ({"type": "toy_net", "mode": "c"}, "model.mode: model 'toy_net' expects one of a|b, got 'c'"),
@@ -105,21 +113,22 @@ def test_first_party_plugins_are_registered_through_entry_points() -> None:
 
 
 def test_cli_lists_components_with_plugin_and_summary() -> None:
-    result = subprocess.run([sys.executable, "-m", "sr_toolkit", "list", "models"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "sr_toolkit", "list", "models"], capture_output=True, text=True, check=True
+    )
     lines = [line.split() for line in result.stdout.splitlines()[1:] if line.strip()]
     assert {"resnet_x4", "srresnet", "deconv", "conv_autoencoder"} <= {line[1] for line in lines}
     assert all(line[0] == "model" and line[2] == "sr-toolkit" for line in lines)
-    everything = subprocess.run([sys.executable, "-m", "sr_toolkit", "list"],
-                                capture_output=True, text=True, check=True).stdout
+    everything = subprocess.run(
+        [sys.executable, "-m", "sr_toolkit", "list"], capture_output=True, text=True, check=True
+    ).stdout
     for kind in ("model", "loss", "degradation", "dataset", "metric"):
         assert f"\n{kind} " in everything
 
 
 def table_rows(text: str) -> list[list[str]]:
     """The body rows of a rich table as printed: cells between the '│' borders, stripped."""
-    return [[cell.strip() for cell in line.split("│")[1:-1]] for line in text.splitlines()
-            if line.startswith("│")]
+    return [[cell.strip() for cell in line.split("│")[1:-1]] for line in text.splitlines() if line.startswith("│")]
 
 
 def test_cli_shows_one_component_arguments_types_and_defaults(capsys, monkeypatch) -> None:
@@ -143,13 +152,13 @@ def test_cli_marks_required_arguments(clean_registries: None, capsys, monkeypatc
 
     monkeypatch.setenv("COLUMNS", "200")
     assert main(["list", "losses", "needs_root"]) == 0
-    assert table_rows(capsys.readouterr().out) == [["root", "str", "required"],
-                                                   ["width", "float or null", "null"]]
+    assert table_rows(capsys.readouterr().out) == [["root", "str", "required"], ["width", "float or null", "null"]]
 
 
 def test_cli_unknown_component_gives_one_line_with_close_matches() -> None:
-    result = subprocess.run([sys.executable, "-m", "sr_toolkit", "list", "models", "edsrr"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "sr_toolkit", "list", "models", "edsrr"], capture_output=True, text=True
+    )
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith("error: unknown model 'edsrr' (close matches: edsr")

@@ -21,8 +21,9 @@ from sr_toolkit.evaluation.evaluate import Evaluation, Settings
 from sr_toolkit.evaluation.report import ReportWriter, comparison_grid, panels, render_html, results_table, zoom_region
 from sr_toolkit.evaluation.scoring import Sample
 
-CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
-                 if shutil.which(name)), None)
+CHROMIUM = next(
+    (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +37,15 @@ def report(tmp_path_factory) -> tuple[Path, Evaluation]:
     spec = {"type": "deconv", "scale": 4}
     recipe = {"model": spec, "scale": 4, "task": "upscale"}
     save_model(root / "deconv.safetensors", MODELS.build(spec), recipe)
-    evaluation = Evaluation(Settings(root / "hr", scale=4, models=(root / "deconv.safetensors",),
-                                     baselines=("nearest", "bicubic"), metrics=("psnr", "ssim", "mse")))
+    evaluation = Evaluation(
+        Settings(
+            root / "hr",
+            scale=4,
+            models=(root / "deconv.safetensors",),
+            baselines=("nearest", "bicubic"),
+            metrics=("psnr", "ssim", "mse"),
+        )
+    )
     writer = ReportWriter(root / "out")
     for sample in evaluation.samples():
         writer.add(sample)
@@ -56,7 +64,12 @@ def test_outputs_are_written_with_the_documented_shape(report):
         assert set(entry["mean"]) == {"psnr", "ssim", "mse"}
     assert sorted(p.name for p in (out / "grids").iterdir()) == ["cat.png", "x_b.png"]
     assert sorted(p.name for p in (out / "images" / "cat").iterdir()) == [
-        "00_input.png", "01_nearest.png", "02_bicubic.png", "03_deconv.png", "04_ground_truth.png"]
+        "00_input.png",
+        "01_nearest.png",
+        "02_bicubic.png",
+        "03_deconv.png",
+        "04_ground_truth.png",
+    ]
 
 
 def test_table_marks_the_best_mean_in_bold(report):
@@ -122,8 +135,10 @@ def test_identical_output_writes_null_with_a_note(tmp_path):
     assert document["methods"]["nearest"]["images"]["cat.png"] == {"psnr": None, "ssim": 1.0}
     assert document["methods"]["nearest"]["mean"]["psnr"] is None
     assert document["methods"]["bicubic"]["images"]["cat.png"]["psnr"] > 20
-    assert "psnr: infinite (output identical to the target) on cat.png; written as null in results.json" in (
-        document["notes"])
+    assert (
+        "psnr: infinite (output identical to the target) on cat.png; written as null in results.json"
+        in (document["notes"])
+    )
     assert "inf" in str(results_table(results).columns[2]._cells[0])
 
 
@@ -144,10 +159,21 @@ def test_page_escapes_names_and_links_existing_files(report):
 
 def run_selftest(page: Path, tmp_path: Path) -> tuple[dict, str]:
     """Open ``page#selftest`` in headless Chromium; return what the page wrote and the browser's log."""
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-               "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000",
-               "--dump-dom", f"{page.as_uri()}#selftest"]
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        f"{page.as_uri()}#selftest",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     found = re.search(r'<pre id="selftest">(.*?)</pre>', done.stdout, re.S)
     assert found and found.group(1), f"the page wrote no self-test result; log:\n{done.stderr[-2000:]}"

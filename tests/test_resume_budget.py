@@ -30,12 +30,18 @@ def records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_a_used_budget_trains_no_more_and_a_larger_one_goes_on_smoothly(tmp_path: Path,
-                                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_a_used_budget_trains_no_more_and_a_larger_one_goes_on_smoothly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY_RECIPE + f"output_dir: {tmp_path / 'run'}\n")
-    budget = ("train.max_steps=100000", "train.val_every=100000", "train.log_every=1", "train.checkpoint_every=100000",
-              "scheduler={type: cosine, min_lr_ratio: 0.1}")
+    budget = (
+        "train.max_steps=100000",
+        "train.val_every=100000",
+        "train.log_every=1",
+        "train.checkpoint_every=100000",
+        "scheduler={type: cosine, min_lr_ratio: 0.1}",
+    )
     first = train(recipe, *budget, "train.max_time=2s")
     run = tmp_path / "run"
     assert first.state.elapsed >= 2  # the saved time is where the budget ended it

@@ -37,7 +37,8 @@ def problems(validator: jsonschema.Draft202012Validator, recipe: Any) -> list[st
 
 @pytest.mark.parametrize("recipe", SHIPPED)
 def test_every_shipped_recipe_meets_the_schema_as_written_and_resolved(
-        validator: jsonschema.Draft202012Validator, recipe: Path) -> None:
+    validator: jsonschema.Draft202012Validator, recipe: Path
+) -> None:
     written = yaml.load((ROOT / recipe).read_text(), Loader=RecipeLoader)
     assert problems(validator, written) == []
     resolved = yaml.load(dump_recipe(load_recipe(ROOT / recipe)), Loader=RecipeLoader)  # as a run saves it
@@ -63,14 +64,16 @@ def test_every_shipped_recipe_meets_the_schema_as_written_and_resolved(
         ("base: 3", "base", "3 is not valid under any"),
     ],
 )
-def test_a_wrong_type_or_unknown_key_fails_naming_it(validator: jsonschema.Draft202012Validator, text: str,
-                                                     where: str, message: str) -> None:
+def test_a_wrong_type_or_unknown_key_fails_naming_it(
+    validator: jsonschema.Draft202012Validator, text: str, where: str, message: str
+) -> None:
     found = problems(validator, yaml.load(text, Loader=RecipeLoader))
     assert any(problem.startswith(f"{where}: ") and re.search(message, problem) for problem in found), found
 
 
 def test_a_child_recipe_may_change_a_base_component_without_its_type(
-        validator: jsonschema.Draft202012Validator) -> None:
+    validator: jsonschema.Draft202012Validator,
+) -> None:
     assert problems(validator, {"base": "resnet_x4.yaml", "model": {"channels": 32}, "loss": {"type": "l1"}}) == []
 
 
@@ -82,15 +85,18 @@ def test_the_command_prints_or_writes_the_schema(tmp_path: Path, capsys: pytest.
     assert main(["--out", str(out)]) == 0
     assert out.read_text() == printed and capsys.readouterr().out == ""
     assert [p.name for p in out.parent.iterdir()] == ["recipe.schema.json"]  # no temporary left beside it
-    result = subprocess.run([sys.executable, "-m", "sr_toolkit.commands.schema"], capture_output=True, text=True,
-                            timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "sr_toolkit.commands.schema"], capture_output=True, text=True, timeout=120, check=True
+    )
     assert json.loads(result.stdout)["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 
 
-def test_a_plugin_component_is_described_from_its_signature(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                            clean_registries: None) -> None:
+def test_a_plugin_component_is_described_from_its_signature(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], clean_registries: None
+) -> None:
     plugin = tmp_path / "my_net.py"
-    plugin.write_text(textwrap.dedent('''
+    plugin.write_text(
+        textwrap.dedent('''
         import torch
         from sr_toolkit.core.registry import MODELS
 
@@ -100,7 +106,8 @@ def test_a_plugin_component_is_described_from_its_signature(tmp_path: Path, caps
 
             def __init__(self, scale: int = 4, width: int = 16) -> None:
                 super().__init__()
-    '''))
+    ''')
+    )
     assert main(["--plugin", str(plugin)]) == 0
     schema = json.loads(capsys.readouterr().out)
     model = schema["$defs"]["model"]
@@ -111,7 +118,8 @@ def test_a_plugin_component_is_described_from_its_signature(tmp_path: Path, caps
     validator = jsonschema.Draft202012Validator(schema)
     assert problems(validator, {"model": {"type": "schema_test_net", "width": 8}}) == []
     assert problems(validator, {"model": {"type": "schema_test_net", "depth": 8}}) == [
-        "model: Additional properties are not allowed ('depth' was unexpected)"]
+        "model: Additional properties are not allowed ('depth' was unexpected)"
+    ]
 
 
 def test_a_missing_plugin_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -51,10 +51,21 @@ def test_a_signal_at_each_moment_keeps_the_trained_state(tmp_path: Path) -> None
     recipe.write_text(TINY_RECIPE + f"output_dir: {tmp_path / 'run'}\n")
     marker = tmp_path / "validating"
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "tools" / "train.py"), str(recipe), f"plugins=[{plugin}]",
-         "model={type: slow_eval_net}", "train.max_steps=3", "train.checkpoint_every=2", "train.val_every=100"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "SLOW_EVAL_MARKER": str(marker), "COLUMNS": "200"})
+        [
+            sys.executable,
+            str(ROOT / "tools" / "train.py"),
+            str(recipe),
+            f"plugins=[{plugin}]",
+            "model={type: slow_eval_net}",
+            "train.max_steps=3",
+            "train.checkpoint_every=2",
+            "train.val_every=100",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "SLOW_EVAL_MARKER": str(marker), "COLUMNS": "200"},
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not marker.exists() and process.poll() is None:
         time.sleep(0.1)
@@ -128,31 +139,43 @@ def nan_recipe(tmp_path: Path, clean_registries: None) -> Path:
     plugin = tmp_path / "nan_plugin.py"
     plugin.write_text(NAN_PLUGIN)
     path = tmp_path / "tiny.yaml"
-    path.write_text(TINY_RECIPE + f"output_dir: {tmp_path / 'run'}\nplugins: [{plugin}]\n"
-                    "scheduler: {type: constant}\n")
+    path.write_text(
+        TINY_RECIPE + f"output_dir: {tmp_path / 'run'}\nplugins: [{plugin}]\nscheduler: {{type: constant}}\n"
+    )
     return path
 
 
-@pytest.mark.parametrize("losses, message", [
-    ("[{type: l1}, {type: nan_at, calls: [3]}]", "loss term 'nan_at' became NaN or inf at step 3"),
-    ("[{type: nan_at, after: 2}, {type: nan_at, calls: [1]}]", "loss term 'nan_at_2' became NaN or inf at step 1"),
-    ("[{type: l1}, {type: nan_gradient}]", "the gradients became NaN or inf at step 1"),
-])
+@pytest.mark.parametrize(
+    "losses, message",
+    [
+        ("[{type: l1}, {type: nan_at, calls: [3]}]", "loss term 'nan_at' became NaN or inf at step 3"),
+        ("[{type: nan_at, after: 2}, {type: nan_at, calls: [1]}]", "loss term 'nan_at_2' became NaN or inf at step 1"),
+        ("[{type: l1}, {type: nan_gradient}]", "the gradients became NaN or inf at step 1"),
+    ],
+)
 def test_nonfinite_stop_names_the_first_source_and_step(nan_recipe: Path, losses: str, message: str) -> None:
     with pytest.raises(TrainingDiverged, match=message.replace("(", r"\(")):
         train(nan_recipe, f"loss={losses}", "train.on_nonfinite=stop")
 
 
 def test_skip_drops_exactly_the_bad_update(nan_recipe: Path, tmp_path: Path) -> None:
-    skipped = train(nan_recipe, "loss=[{type: nan_at, calls: [3]}]", "train.on_nonfinite=skip", "train.log_every=1",
-                    "train.max_steps=3", f"output_dir={tmp_path / 'skip'}")
+    skipped = train(
+        nan_recipe,
+        "loss=[{type: nan_at, calls: [3]}]",
+        "train.on_nonfinite=skip",
+        "train.log_every=1",
+        "train.max_steps=3",
+        f"output_dir={tmp_path / 'skip'}",
+    )
     two_steps = train(nan_recipe, "loss=[{type: l1}]", "train.max_steps=2", f"output_dir={tmp_path / 'two'}")
     # step 3 changed no weight and no Adam moment (batch-norm statistics, not trained, did move)
     a = dict(skipped.accelerator.unwrap_model(skipped.model).named_parameters())
     b = dict(two_steps.accelerator.unwrap_model(two_steps.model).named_parameters())
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    moments = [[state["exp_avg"] for state in trainer.optimizer.state_dict()["state"].values()]
-               for trainer in (skipped, two_steps)]
+    moments = [
+        [state["exp_avg"] for state in trainer.optimizer.state_dict()["state"].values()]
+        for trainer in (skipped, two_steps)
+    ]
     assert all(torch.equal(x, y) for x, y in zip(*moments, strict=True))
     records = [json.loads(line) for line in (tmp_path / "skip" / "metrics.jsonl").read_text().splitlines()]
     assert [r["skipped_steps"] for r in records if "loss" in r] == [0, 0, 1]
@@ -162,13 +185,23 @@ def test_skip_drops_exactly_the_bad_update(nan_recipe: Path, tmp_path: Path) -> 
 def test_skip_stops_after_too_many_in_a_row_naming_the_term(nan_recipe: Path) -> None:
     message = r"loss term 'nan_at' was NaN or inf in 3 steps in a row \(from step 2"
     with pytest.raises(TrainingDiverged, match=message):
-        train(nan_recipe, "loss=[{type: nan_at, after: 2}]", "train.on_nonfinite=skip",
-              "train.max_consecutive_skips=3", "train.max_steps=20")
+        train(
+            nan_recipe,
+            "loss=[{type: nan_at, after: 2}]",
+            "train.on_nonfinite=skip",
+            "train.max_consecutive_skips=3",
+            "train.max_steps=20",
+        )
 
 
 def test_skips_that_recover_reset_the_count(nan_recipe: Path, caplog: pytest.LogCaptureFixture) -> None:
-    trainer = train(nan_recipe, "loss=[{type: nan_at, calls: [2, 3, 5, 6]}]", "train.on_nonfinite=skip",
-                    "train.max_consecutive_skips=3", "train.max_steps=7")
+    trainer = train(
+        nan_recipe,
+        "loss=[{type: nan_at, calls: [2, 3, 5, 6]}]",
+        "train.on_nonfinite=skip",
+        "train.max_consecutive_skips=3",
+        "train.max_steps=7",
+    )
     assert trainer.state.step == 7 and trainer.state.skipped == 4
     skipped = [m for m in caplog.messages if "update skipped" in m]
     assert skipped[0] == "step 2: loss term 'nan_at' was NaN or inf: update skipped (1 skipped in all)"

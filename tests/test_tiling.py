@@ -178,17 +178,21 @@ def test_auto_tile_leaves_images_that_fit_in_one_pass() -> None:
     assert auto_tile(model, 40, 51, scale=2, max_pixels=80 * 100, tile=256) == 256  # evaluation's fixed tile
 
 
-@pytest.mark.parametrize("model, max_pixels, overlap, tile", [
-    (Recorder(), 80 * 80, None, 34),  # (34 + 2 * 3) * 2 = 80 output pixels a side
-    (Recorder(), 81 * 81, None, 34),  # 81 // 2 = 40 input pixels a side, 6 of them overlap
-    (Recorder(), 80 * 80, 10, 20),  # the overlap asked for
-    (Padded(), 80 * 80, None, 24),  # 40 - 2 * 8, in multiples of 8
-    (Padded(), 85 * 85, 5, 24),  # an overlap of 5 is rounded up to 8 as forward_tiled rounds it
-    (Recorder(), 30 * 30, None, 16),  # too little memory for any tile: the smallest
-    (Padded(), 0, None, 16),
-])
-def test_auto_tile_is_the_largest_tile_whose_pass_fits(model: nn.Module, max_pixels: int, overlap: int | None,
-                                                       tile: int) -> None:
+@pytest.mark.parametrize(
+    "model, max_pixels, overlap, tile",
+    [
+        (Recorder(), 80 * 80, None, 34),  # (34 + 2 * 3) * 2 = 80 output pixels a side
+        (Recorder(), 81 * 81, None, 34),  # 81 // 2 = 40 input pixels a side, 6 of them overlap
+        (Recorder(), 80 * 80, 10, 20),  # the overlap asked for
+        (Padded(), 80 * 80, None, 24),  # 40 - 2 * 8, in multiples of 8
+        (Padded(), 85 * 85, 5, 24),  # an overlap of 5 is rounded up to 8 as forward_tiled rounds it
+        (Recorder(), 30 * 30, None, 16),  # too little memory for any tile: the smallest
+        (Padded(), 0, None, 16),
+    ],
+)
+def test_auto_tile_is_the_largest_tile_whose_pass_fits(
+    model: nn.Module, max_pixels: int, overlap: int | None, tile: int
+) -> None:
     assert auto_tile(model, 200, 300, scale=2, max_pixels=max_pixels, overlap=overlap) == tile
 
 

@@ -38,8 +38,6 @@ from sr_toolkit.inference.upscaling import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
-
 def write_model(folder: Path, recipe_text: str) -> Path:
     """A model file for a recipe, its zero-initialised layers (global-skip tails) made random."""
     (folder / "recipe.yaml").write_text(recipe_text)
@@ -56,9 +54,12 @@ def write_model(folder: Path, recipe_text: str) -> Path:
 
 @pytest.fixture(scope="module")
 def x4_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_model(tmp_path_factory.mktemp("x4"), "task: upscale\nscale: 4\nmodel: {type: resnet_x4, "
-                       "channels: 8, blocks: 1, upsample: bicubic, global_skip: true}\n"
-                       "degradation: [{type: downscale}]\n")
+    return write_model(
+        tmp_path_factory.mktemp("x4"),
+        "task: upscale\nscale: 4\nmodel: {type: resnet_x4, "
+        "channels: 8, blocks: 1, upsample: bicubic, global_skip: true}\n"
+        "degradation: [{type: downscale}]\n",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +113,11 @@ def test_files_and_folders_keep_their_names(tmp_path: Path, x4_file: Path, x4: t
     assert run(x4_file, tmp_path / "single.jpg", tmp_path / "album", "--out", out, "--tile", "16") == 0
     written = sorted(str(path.relative_to(out)) for path in out.rglob("*") if path.is_file())
     assert written == ["first.png", "single.png", "sub/second.png"]
-    for source, target in [("single.jpg", "single.png"), ("album/first.png", "first.png"),
-                           ("album/sub/second.bmp", "sub/second.png")]:
+    for source, target in [
+        ("single.jpg", "single.png"),
+        ("album/first.png", "first.png"),
+        ("album/sub/second.bmp", "sub/second.png"),
+    ]:
         assert_same_image(out / target, expected_pixels(x4, read_image(tmp_path / source)))
 
 
@@ -162,8 +166,9 @@ def test_16bit_inputs_and_16bit_outputs(tmp_path: Path, x4_file: Path, x4: torch
 
 
 def test_restoration_keeps_the_size_and_pads_for_the_autoencoder(tmp_path: Path) -> None:
-    model_file = write_model(tmp_path, "task: restore\nmodel: {type: conv_autoencoder}\n"
-                                       "degradation: [{type: gaussian_noise}]\n")
+    model_file = write_model(
+        tmp_path, "task: restore\nmodel: {type: conv_autoencoder}\ndegradation: [{type: gaussian_noise}]\n"
+    )
     photo(50, 38).save(tmp_path / "noisy.png")  # not a multiple of 16: padded inside
     assert run(model_file, tmp_path / "noisy.png", "--out", tmp_path / "out", "--tile", "16") == 0
     model = sr_toolkit.load_model(model_file)
@@ -180,9 +185,19 @@ def test_bad_inputs_fail_alone_with_one_line_each(tmp_path: Path, x4_file: Path)
     whole = (tmp_path / "good1.png").read_bytes()
     (tmp_path / "truncated.png").write_bytes(whole[: len(whole) // 2])
     inputs = ["good1.png", "garbage.png", "truncated.png", "missing.png", "good2.png"]
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "upscale.py"), str(x4_file),
-                             *(str(tmp_path / name) for name in inputs), "--out", str(tmp_path / "out")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "upscale.py"),
+            str(x4_file),
+            *(str(tmp_path / name) for name in inputs),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stderr
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["good1.png", "good2.png"]
     errors = error_lines(result.stderr)
@@ -234,8 +249,9 @@ def test_an_unusable_model_file_stops_with_code_2(tmp_path: Path, capsys: pytest
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_asking_for_cuda_without_it_stops_with_code_2(tmp_path: Path, x4_file: Path,
-                                                      capsys: pytest.CaptureFixture) -> None:
+def test_asking_for_cuda_without_it_stops_with_code_2(
+    tmp_path: Path, x4_file: Path, capsys: pytest.CaptureFixture
+) -> None:
     photo(20, 16).save(tmp_path / "fine.png")
     assert run(x4_file, tmp_path / "fine.png", "--out", tmp_path / "out", "--device", "cuda") == 2
     (line,) = error_lines(capsys.readouterr().err)
@@ -294,8 +310,9 @@ def test_half_precision_stays_close(tmp_path: Path, x4_file: Path, x4: torch.nn.
 
 
 def test_tiling_an_align_corners_model_warns(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    model_file = write_model(tmp_path, "scale: 4\nmodel: {type: resnet_x4, channels: 8, blocks: 1}\n"
-                                       "degradation: [{type: downscale}]\n")
+    model_file = write_model(
+        tmp_path, "scale: 4\nmodel: {type: resnet_x4, channels: 8, blocks: 1}\ndegradation: [{type: downscale}]\n"
+    )
     photo(20, 16).save(tmp_path / "small.png")
     assert run(model_file, tmp_path / "small.png", "--out", tmp_path / "whole") == 0
     assert "warning:" not in capsys.readouterr().err
@@ -303,8 +320,9 @@ def test_tiling_an_align_corners_model_warns(tmp_path: Path, capsys: pytest.Capt
     assert "warning: this model upsamples with align_corners=True" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("channels, dtype", [(1, np.uint16), (1, np.uint8), (2, np.uint8), (3, np.uint8),
-                                             (4, np.uint8)])
+@pytest.mark.parametrize(
+    "channels, dtype", [(1, np.uint16), (1, np.uint8), (2, np.uint8), (3, np.uint8), (4, np.uint8)]
+)
 def test_write_png_round_trips_through_pillow(tmp_path: Path, channels: int, dtype: type) -> None:
     top = np.iinfo(dtype).max
     pixels = np.random.default_rng(0).integers(0, top + 1, (37, 29, channels)).astype(dtype)
@@ -333,8 +351,11 @@ def over(rgba: np.ndarray, background: int) -> np.ndarray:
 def test_colour_under_alpha_0_has_no_influence(tmp_path: Path, x4_file: Path, x4: torch.nn.Module) -> None:
     alpha = disc_alpha(24, 20)
     shape = np.asarray(photo(24, 20)).copy()
-    hidden_colours = {"black": 0, "white": 255,
-                      "noise": np.random.default_rng(0).integers(0, 256, shape.shape, dtype=np.uint8)}
+    hidden_colours = {
+        "black": 0,
+        "white": 255,
+        "noise": np.random.default_rng(0).integers(0, 256, shape.shape, dtype=np.uint8),
+    }
     images = {}
     for name, hidden in hidden_colours.items():
         rgb = np.where(alpha[..., None] == 0, hidden, shape).astype(np.uint8)
@@ -381,8 +402,7 @@ def test_fill_hidden_blends_the_visible_colours() -> None:
 # --- outputs keep the input's kind -----------------------------------------------------------------
 
 
-def test_opaque_alpha_gives_exactly_the_colours_without_it(tmp_path: Path, x4_file: Path,
-                                                           x4: torch.nn.Module) -> None:
+def test_opaque_alpha_gives_exactly_the_colours_without_it(tmp_path: Path, x4_file: Path, x4: torch.nn.Module) -> None:
     rgb, gray = photo(24, 20), photo(24, 20, "L")
     for name, image in {"rgb": rgb, "rgba": rgb.convert("RGBA"), "l": gray, "la": gray.convert("LA")}.items():
         image.save(tmp_path / f"{name}.png")
@@ -393,8 +413,10 @@ def test_opaque_alpha_gives_exactly_the_colours_without_it(tmp_path: Path, x4_fi
     pixels = {name: np.asarray(image) for name, image in written.items()}
     assert np.array_equal(pixels["rgba"][..., :3], pixels["rgb"]) and (pixels["rgba"][..., 3] == 255).all()
     assert np.array_equal(pixels["la"][..., 0], pixels["l"]) and (pixels["la"][..., 1] == 255).all()
-    api = {name: np.asarray(sr_toolkit.upscale(x4, image)) for name, image in
-           {"rgb": rgb, "rgba": rgb.convert("RGBA")}.items()}
+    api = {
+        name: np.asarray(sr_toolkit.upscale(x4, image))
+        for name, image in {"rgb": rgb, "rgba": rgb.convert("RGBA")}.items()
+    }
     assert np.array_equal(api["rgba"][..., :3], api["rgb"]) and (api["rgba"][..., 3] == 255).all()
 
 
@@ -408,9 +430,16 @@ def kind_inputs(width: int, height: int) -> dict[str, np.ndarray]:
     rgb, gray = np.asarray(photo(width, height)), np.asarray(photo(width, height, "L"))
     deep = rgb.astype(np.uint16) * 257 + np.arange(rgb.size, dtype=np.uint16).reshape(rgb.shape) % 250
     alpha = ramp(width, height)[..., None]
-    return {"L": gray[..., None], "LA": np.dstack([gray, alpha]), "RGB": rgb, "RGBA": np.dstack([rgb, alpha]),
-            "L16": deep[..., :1], "LA16": np.dstack([deep[..., :1], alpha.astype(np.uint16) * 257]),
-            "RGB16": deep, "RGBA16": np.dstack([deep, alpha.astype(np.uint16) * 257])}
+    return {
+        "L": gray[..., None],
+        "LA": np.dstack([gray, alpha]),
+        "RGB": rgb,
+        "RGBA": np.dstack([rgb, alpha]),
+        "L16": deep[..., :1],
+        "LA16": np.dstack([deep[..., :1], alpha.astype(np.uint16) * 257]),
+        "RGB16": deep,
+        "RGBA16": np.dstack([deep, alpha.astype(np.uint16) * 257]),
+    }
 
 
 def scaled(pixels: np.ndarray) -> torch.Tensor:
@@ -432,12 +461,22 @@ def expected_output(model: torch.nn.Module, values: torch.Tensor) -> np.ndarray:
     return result
 
 
-@pytest.mark.parametrize("kind, depth, colour_type", [
-    ("L", 8, 0), ("LA", 8, 4), ("RGB", 8, 2), ("RGBA", 8, 6),
-    ("L16", 16, 0), ("LA16", 16, 4), ("RGB16", 16, 2), ("RGBA16", 16, 6),
-])
-def test_outputs_keep_the_inputs_kind(tmp_path: Path, x4_file: Path, x4: torch.nn.Module, kind: str, depth: int,
-                                      colour_type: int) -> None:
+@pytest.mark.parametrize(
+    "kind, depth, colour_type",
+    [
+        ("L", 8, 0),
+        ("LA", 8, 4),
+        ("RGB", 8, 2),
+        ("RGBA", 8, 6),
+        ("L16", 16, 0),
+        ("LA16", 16, 4),
+        ("RGB16", 16, 2),
+        ("RGBA16", 16, 6),
+    ],
+)
+def test_outputs_keep_the_inputs_kind(
+    tmp_path: Path, x4_file: Path, x4: torch.nn.Module, kind: str, depth: int, colour_type: int
+) -> None:
     pixels = kind_inputs(24, 20)[kind]
     save_pixels(pixels, tmp_path / "in.png")
     assert (tmp_path / "in.png").read_bytes()[24:26] == bytes([depth, colour_type])
@@ -463,16 +502,19 @@ def test_palette_inputs_give_rgb_or_rgba(tmp_path: Path, x4_file: Path, kind: st
         assert (np.asarray(written)[..., 3] == 0).any() and (np.asarray(written)[..., 3] == 255).any()
 
 
-def test_formats_without_alpha_or_16_bits_warn_once(tmp_path: Path, x4_file: Path, x4: torch.nn.Module,
-                                                    capsys: pytest.CaptureFixture) -> None:
+def test_formats_without_alpha_or_16_bits_warn_once(
+    tmp_path: Path, x4_file: Path, x4: torch.nn.Module, capsys: pytest.CaptureFixture
+) -> None:
     inputs = kind_inputs(24, 20)
     for name in ("RGBA", "LA", "RGB16", "L"):
         save_pixels(inputs[name], tmp_path / f"{name}.png")
     files = [tmp_path / f"{name}.png" for name in ("RGBA", "LA", "RGB16")]
     assert run(x4_file, *files, "--out", tmp_path / "bmp", "--ext", "bmp") == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
-    assert warnings == ["warning: BMP cannot store alpha: inputs with alpha are laid over white",
-                        "warning: BMP is written with 8 bits per channel: 16-bit inputs lose their low bits"]
+    assert warnings == [
+        "warning: BMP cannot store alpha: inputs with alpha are laid over white",
+        "warning: BMP is written with 8 bits per channel: 16-bit inputs lose their low bits",
+    ]
     for name, mode in [("RGBA", "RGB"), ("LA", "L"), ("RGB16", "RGB")]:
         written = Image.open(tmp_path / "bmp" / f"{name}.bmp")
         assert written.mode == mode
@@ -489,14 +531,24 @@ def test_formats_without_alpha_or_16_bits_warn_once(tmp_path: Path, x4_file: Pat
     assert Image.open(tmp_path / "webp" / "RGBA.webp").mode == "RGBA"
 
 
-@pytest.mark.parametrize("mode, returned", [
-    ("L", "L"), ("LA", "LA"), ("1", "L"), ("RGB", "RGB"), ("RGBA", "RGBA"), ("P", "RGB"), ("PA", "RGBA"),
-    ("CMYK", "RGB"), ("I;16", "I;16"), ("I", "I;16"),
-])
+@pytest.mark.parametrize(
+    "mode, returned",
+    [
+        ("L", "L"),
+        ("LA", "LA"),
+        ("1", "L"),
+        ("RGB", "RGB"),
+        ("RGBA", "RGBA"),
+        ("P", "RGB"),
+        ("PA", "RGBA"),
+        ("CMYK", "RGB"),
+        ("I;16", "I;16"),
+        ("I", "I;16"),
+    ],
+)
 def test_python_api_keeps_the_mode(x4: torch.nn.Module, mode: str, returned: str) -> None:
     gray = np.asarray(photo(24, 20, "L"))
-    image = Image.fromarray(gray.astype(np.uint16) * 257).convert(mode) if mode.startswith("I") \
-        else photo(24, 20, mode)
+    image = Image.fromarray(gray.astype(np.uint16) * 257).convert(mode) if mode.startswith("I") else photo(24, 20, mode)
     result = sr_toolkit.upscale(x4, image, tile=8)
     assert result.mode == returned and result.size == (96, 80)
     if mode in ("L", "I;16"):
@@ -541,8 +593,12 @@ class NeedsTiles(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Tanh(),
-                                        torch.nn.Conv2d(8, 12, 3, padding=1), torch.nn.PixelShuffle(2))
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1),
+            torch.nn.Tanh(),
+            torch.nn.Conv2d(8, 12, 3, padding=1),
+            torch.nn.PixelShuffle(2),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2] * x.shape[-1] > self.LIMIT:
@@ -568,9 +624,9 @@ def limit_memory(monkeypatch: pytest.MonkeyPatch, model: torch.nn.Module, output
     return available
 
 
-def test_images_too_large_for_memory_run_in_tiles(tmp_path: Path, needs_tiles: Path,
-                                                  monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture) -> None:
+def test_images_too_large_for_memory_run_in_tiles(
+    tmp_path: Path, needs_tiles: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     model = prepare(sr_toolkit.load_model(needs_tiles))
     available = limit_memory(monkeypatch, model, 140 * 140)  # 70x70 input pixels in one pass: a tile of 66, overlap 2
     photo(96, 80).save(tmp_path / "large.png")  # 7680 pixels: out of memory in one pass
@@ -591,19 +647,34 @@ def test_images_too_large_for_memory_run_in_tiles(tmp_path: Path, needs_tiles: P
     assert Image.open(tmp_path / "out" / "small.png").size == (40, 32)
 
 
-@pytest.mark.parametrize("error", [
-    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
-    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you "
-                 "tried to allocate 11059200000 bytes. Error code 12 (Cannot allocate memory)"),
-    MemoryError(),
-], ids=["cuda", "cpu", "python"])
-@pytest.mark.parametrize("tile, where, suggestion", [
-    (None, "in one pass over 96x80 pixels", 48),
-    (70, "in tiles of 70 px", 35),  # 74x74 input pixels with the overlap: more than 70x70
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you "
+            "tried to allocate 11059200000 bytes. Error code 12 (Cannot allocate memory)"
+        ),
+        MemoryError(),
+    ],
+    ids=["cuda", "cpu", "python"],
+)
+@pytest.mark.parametrize(
+    "tile, where, suggestion",
+    [
+        (None, "in one pass over 96x80 pixels", 48),
+        (70, "in tiles of 70 px", 35),  # 74x74 input pixels with the overlap: more than 70x70
+    ],
+)
 def test_running_out_of_memory_is_one_line_and_the_others_complete(
-    tmp_path: Path, needs_tiles: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
-    error: BaseException, tile: int | None, where: str, suggestion: int,
+    tmp_path: Path,
+    needs_tiles: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    error: BaseException,
+    tile: int | None,
+    where: str,
+    suggestion: int,
 ) -> None:
     monkeypatch.setattr(NeedsTiles, "ERROR", error)
     monkeypatch.setattr(upscaling, "available_memory", lambda device: 2**50)  # the estimate says it fits

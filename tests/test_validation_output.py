@@ -26,9 +26,18 @@ TITLE = "resnet_x4: validation after 12000 steps"
 
 
 def recipe(task: str = "upscale", scale: int = 4, y_channel: bool = True) -> dict:
-    return {"task": task, "scale": scale, "seed": 0,
-            "validation": {"metrics": ["psnr", "ssim"], "y_channel": y_channel, "crop_border": scale,
-                           "max_images": None, "samples": 1}}
+    return {
+        "task": task,
+        "scale": scale,
+        "seed": 0,
+        "validation": {
+            "metrics": ["psnr", "ssim"],
+            "y_channel": y_channel,
+            "crop_border": scale,
+            "max_images": None,
+            "samples": 1,
+        },
+    }
 
 
 def degrade(task: str, scale: int):
@@ -38,23 +47,34 @@ def degrade(task: str, scale: int):
     return lambda target, generator: target * 0.7
 
 
-def run_validation(task: str = "upscale", scale: int = 4, y_channel: bool = True,
-                   samples_dir: Path | None = None) -> tuple[ValidationResult, torch.Tensor, torch.Tensor]:
+def run_validation(
+    task: str = "upscale", scale: int = 4, y_channel: bool = True, samples_dir: Path | None = None
+) -> tuple[ValidationResult, torch.Tensor, torch.Tensor]:
     """Validate a bilinear 'model' on one photo crop; returns the result, target and the 8-bit input."""
     target = torch.from_numpy(data.astronaut()[100 : 100 + HEIGHT, 180 : 180 + WIDTH].copy())
     target = target.permute(2, 0, 1).float() / 255
     model = torch.nn.Upsample(scale_factor=scale, mode="bilinear") if scale > 1 else torch.nn.Identity()
-    result = validate(model, [{"target": target, "name": "crop.png"}], degrade(task, scale),
-                      recipe(task, scale, y_channel), torch.device("cpu"), contextlib.nullcontext,
-                      samples_dir=samples_dir, step=7)
+    result = validate(
+        model,
+        [{"target": target, "name": "crop.png"}],
+        degrade(task, scale),
+        recipe(task, scale, y_channel),
+        torch.device("cpu"),
+        contextlib.nullcontext,
+        samples_dir=samples_dir,
+        step=7,
+    )
     inputs = metrics.quantize(degrade(task, scale)(target[None], None))
     return result, target, inputs
 
 
-@pytest.mark.parametrize(("y_channel", "headers"), [
-    (True, ["method", "PSNR-Y (dB) ↑", "SSIM-Y ↑"]),
-    (False, ["method", "PSNR (dB) ↑", "SSIM ↑"]),
-])
+@pytest.mark.parametrize(
+    ("y_channel", "headers"),
+    [
+        (True, ["method", "PSNR-Y (dB) ↑", "SSIM-Y ↑"]),
+        (False, ["method", "PSNR (dB) ↑", "SSIM ↑"]),
+    ],
+)
 def test_table_columns_are_named_as_evaluation_names_them(y_channel: bool, headers: list[str]) -> None:
     result, target, inputs = run_validation(y_channel=y_channel)
     table = result.table(TITLE)
@@ -74,8 +94,7 @@ def test_table_columns_are_named_as_evaluation_names_them(y_channel: bool, heade
     psnr = [expected["val/baseline_psnr"], expected["val/psnr"]]
     shown = [f"{value:.2f}" for value in psnr]
     best = psnr.index(max(psnr))
-    assert cells[headers[1]] == [f"[bold]{text}[/bold]" if row == best else text
-                                 for row, text in enumerate(shown)]
+    assert cells[headers[1]] == [f"[bold]{text}[/bold]" if row == best else text for row, text in enumerate(shown)]
 
 
 def rendered_lines(result: ValidationResult, title: str, width: int) -> list[str]:

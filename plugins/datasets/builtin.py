@@ -30,9 +30,7 @@ def photo_folder() -> Path:
     try:
         return Path(str(importlib.resources.files("skimage.data")))
     except ModuleNotFoundError as exc:
-        raise DataError(
-            "the builtin dataset reads photos bundled with scikit-image: pip install scikit-image"
-        ) from exc
+        raise DataError("the builtin dataset reads photos bundled with scikit-image: pip install scikit-image") from exc
 
 
 @DATASETS.register("builtin")
@@ -52,8 +50,17 @@ class Builtin(FileDataset):
         cache: bool = True,
         downscales: Sequence[float] = (),
     ) -> None:
-        super().__init__(builtin_sources(split), f"builtin {split} photos", split, patch_size, augment, seed,
-                         scale, cache, downscales)
+        super().__init__(
+            builtin_sources(split),
+            f"builtin {split} photos",
+            split,
+            patch_size,
+            augment,
+            seed,
+            scale,
+            cache,
+            downscales,
+        )
 
 
 def builtin_sources(split: Split) -> list[Source]:

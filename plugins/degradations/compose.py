@@ -34,9 +34,7 @@ class OneOf(Degradation):
     def __init__(self, steps: list[dict], weights: list[float] | None = None) -> None:
         if not steps:
             raise ValueError("steps: expected at least one degradation spec")
-        if weights is not None and (
-            len(weights) != len(steps) or min(weights) < 0 or sum(weights) <= 0
-        ):
+        if weights is not None and (len(weights) != len(steps) or min(weights) < 0 or sum(weights) <= 0):
             raise ValueError(
                 f"weights: expected {len(steps)} non-negative numbers with a positive sum, got {weights!r}"
             )

@@ -19,8 +19,7 @@ class Downscale(Degradation):
     the SR benchmarks' saved LR images were made.
     """
 
-    def __init__(self, scale: float, mode: Mode = "bicubic", antialias: bool = True,
-                 quantize: bool = False) -> None:
+    def __init__(self, scale: float, mode: Mode = "bicubic", antialias: bool = True, quantize: bool = False) -> None:
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale >= 1:
             raise ValueError(f"scale: expected a number >= 1, got {scale!r}")
         if mode not in MODES:

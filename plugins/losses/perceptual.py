@@ -57,8 +57,9 @@ class VggPerceptualLoss(nn.Module):
             raise ValueError(f"layers: unknown VGG19 layer(s) {unknown or layers}; use e.g. conv5_4, relu2_2")
         if layer_weights is not None and len(layer_weights) != len(layers):
             raise ValueError(f"layer_weights: expected {len(layers)} numbers, got {len(layer_weights)}")
-        state = backbone_state_dict("vgg19", weights=weights, weights_path=weights_path,
-                                    purpose="the vgg_perceptual loss")
+        state = backbone_state_dict(
+            "vgg19", weights=weights, weights_path=weights_path, purpose="the vgg_perceptual loss"
+        )
         vgg = torchvision.models.vgg19(weights=None)
         if state is not None:
             vgg.load_state_dict(state)

@@ -20,7 +20,10 @@ class Lpips(Metric):
     needs_weights = True
 
     def __init__(
-        self, net: LpipsNet = "alex", weights: WeightsChoice = "pretrained", weights_path: str | None = None,
+        self,
+        net: LpipsNet = "alex",
+        weights: WeightsChoice = "pretrained",
+        weights_path: str | None = None,
         crop_border: int = 0,
     ) -> None:
         super().__init__(crop_border=crop_border)

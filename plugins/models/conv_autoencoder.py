@@ -33,16 +33,22 @@ class ConvAutoencoder(nn.Module):
         require_positive("bottleneck", bottleneck)
         wide, narrow = widths
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, wide, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(3, wide, 4, stride=2, padding=1),
+            nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(wide, narrow, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(narrow, bottleneck, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(wide, narrow, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(narrow, bottleneck, 4, stride=2, padding=1),
+            nn.ReLU(),
         )
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(bottleneck, narrow, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(bottleneck, narrow, 4, stride=2, padding=1),
+            nn.ReLU(),
             nn.Upsample(scale_factor=2, mode="nearest"),
-            nn.ConvTranspose2d(narrow, wide, 4, stride=2, padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(wide, 3, 4, stride=2, padding=1), nn.Sigmoid(),
+            nn.ConvTranspose2d(narrow, wide, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(wide, 3, 4, stride=2, padding=1),
+            nn.Sigmoid(),
         )
         self.halo = halo([self.encoder, self.decoder])
 

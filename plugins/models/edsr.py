@@ -21,7 +21,8 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.res_scale = res_scale
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.ReLU(),
             nn.Conv2d(channels, channels, 3, padding=1),
         )
 

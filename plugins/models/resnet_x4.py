@@ -33,9 +33,12 @@ class ResidualBlock(nn.Module):
             return [nn.PReLU()] if activation else []
 
         return [
-            nn.BatchNorm2d(channels), *prelu(),
-            nn.Conv2d(channels, channels, 3, padding=1), nn.Dropout(dropout),
-            nn.Conv2d(channels, channels, 3, padding=1), *prelu(),
+            nn.BatchNorm2d(channels),
+            *prelu(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.Dropout(dropout),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            *prelu(),
         ]
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

@@ -22,8 +22,11 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int, batch_norm: bool) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1), *_norm(channels, batch_norm), nn.PReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1), *_norm(channels, batch_norm),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            *_norm(channels, batch_norm),
+            nn.PReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            *_norm(channels, batch_norm),
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -48,7 +51,8 @@ class SRResNet(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(3, channels, 9, padding=4), nn.PReLU())
         self.body = nn.Sequential(
             *(ResidualBlock(channels, batch_norm) for _ in range(blocks)),
-            nn.Conv2d(channels, channels, 3, padding=1), *_norm(channels, batch_norm),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            *_norm(channels, batch_norm),
         )
         self.upsampler = pixel_shuffle_upsampler(channels, scale, activation=nn.PReLU)
         self.tail = nn.Conv2d(channels, 3, 9, padding=4)

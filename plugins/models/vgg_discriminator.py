@@ -38,7 +38,9 @@ class VggDiscriminator(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(pool)
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(in_channels * pool * pool, hidden), nn.LeakyReLU(0.2, inplace=True),
+            nn.Flatten(),
+            nn.Linear(in_channels * pool * pool, hidden),
+            nn.LeakyReLU(0.2, inplace=True),
             nn.Linear(hidden, 1),
         )
 

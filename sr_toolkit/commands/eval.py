@@ -22,33 +22,67 @@ from sr_toolkit.evaluation.report import ReportWriter, results_table
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--data", type=Path, required=True, metavar="DIR", help="folder of clean (ground-truth) images")
-    add("--lr", type=Path, metavar="DIR",
-        help="folder of input images matched by name (default: inputs made from --data)")
-    add("--degradation", type=Path, metavar="RECIPE",
-        help="make the inputs with this recipe's degradation list (default: MATLAB bicubic)")
+    add(
+        "--lr",
+        type=Path,
+        metavar="DIR",
+        help="folder of input images matched by name (default: inputs made from --data)",
+    )
+    add(
+        "--degradation",
+        type=Path,
+        metavar="RECIPE",
+        help="make the inputs with this recipe's degradation list (default: MATLAB bicubic)",
+    )
     add("--scale", type=int, metavar="S", help="upscaling factor (default: the models' own; 1 = restoration)")
-    add("--models", type=Path, nargs="*", default=[], metavar="FILE",
-        help="model.safetensors files written by tools/train.py")
-    add("--baselines", nargs="*", choices=[*INTERPOLATIONS, IDENTITY],
-        help="default: bicubic (scale > 1) or input (scale 1); none when given without names")
-    add("--metrics", nargs="+", default=["psnr", "ssim"], metavar="NAME",
+    add(
+        "--models",
+        type=Path,
+        nargs="*",
+        default=[],
+        metavar="FILE",
+        help="model.safetensors files written by tools/train.py",
+    )
+    add(
+        "--baselines",
+        nargs="*",
+        choices=[*INTERPOLATIONS, IDENTITY],
+        help="default: bicubic (scale > 1) or input (scale 1); none when given without names",
+    )
+    add(
+        "--metrics",
+        nargs="+",
+        default=["psnr", "ssim"],
+        metavar="NAME",
         help="registered metrics (python -m sr_toolkit list metrics; first-party: psnr ssim ms_ssim mse lpips); "
-             "default: psnr ssim")
-    add("--plugins", nargs="+", default=[], metavar="PLUGIN",
-        help="plugin modules or .py files to import first, e.g. one that registers a metric")
+        "default: psnr ssim",
+    )
+    add(
+        "--plugins",
+        nargs="+",
+        default=[],
+        metavar="PLUGIN",
+        help="plugin modules or .py files to import first, e.g. one that registers a metric",
+    )
     add("--y-channel", action="store_true", help="score BT.601 luma (as SR papers do) instead of RGB")
-    add("--crop-border", type=int, metavar="N",
-        help="pixels shaved from each side before scoring (default: the scale)")
+    add("--crop-border", type=int, metavar="N", help="pixels shaved from each side before scoring (default: the scale)")
     add("--seed", type=int, default=0, metavar="N", help="seed of the degradation's random draws")
-    add("--tile", type=int, metavar="N",
-        help="run models in tiles of N input pixels (0: never; default: only for outputs over 2048x2048)")
+    add(
+        "--tile",
+        type=int,
+        metavar="N",
+        help="run models in tiles of N input pixels (0: never; default: only for outputs over 2048x2048)",
+    )
     add("--lpips-net", default="alex", choices=["alex", "vgg", "squeeze"])
-    add("--lpips-weights", type=Path, metavar="FILE",
-        help="torchvision ImageNet weights of the LPIPS backbone (default: the torch hub cache)")
+    add(
+        "--lpips-weights",
+        type=Path,
+        metavar="FILE",
+        help="torchvision ImageNet weights of the LPIPS backbone (default: the torch hub cache)",
+    )
     add("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     add("--no-images", action="store_true", help="write the tables only: no grids or slider images")
     add("--out", type=Path, required=True, metavar="DIR", help="output folder")
@@ -57,10 +91,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(
-        data=args.data, scale=args.scale, lr=args.lr, degradation=args.degradation, models=tuple(args.models),
-        baselines=None if args.baselines is None else tuple(args.baselines), metrics=tuple(args.metrics),
-        y_channel=args.y_channel, crop_border=args.crop_border, seed=args.seed, tile=args.tile,
-        lpips_net=args.lpips_net, lpips_weights=args.lpips_weights, device=args.device,
+        data=args.data,
+        scale=args.scale,
+        lr=args.lr,
+        degradation=args.degradation,
+        models=tuple(args.models),
+        baselines=None if args.baselines is None else tuple(args.baselines),
+        metrics=tuple(args.metrics),
+        y_channel=args.y_channel,
+        crop_border=args.crop_border,
+        seed=args.seed,
+        tile=args.tile,
+        lpips_net=args.lpips_net,
+        lpips_weights=args.lpips_weights,
+        device=args.device,
     )
 
 
@@ -82,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     console.print(results_table(results))
     for note in results.notes:
         console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
-    console.print(f"wrote {paths['results.json']}, {paths['results.csv']} and {paths['report.html']}",
-                  markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        f"wrote {paths['results.json']}, {paths['results.csv']} and {paths['report.html']}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     return OK
 
 

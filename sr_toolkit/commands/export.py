@@ -38,9 +38,7 @@ TOLERANCE = 1e-4
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="a model.safetensors written by tools/train.py")
     parser.add_argument("--onnx", type=Path, required=True, help="the .onnx file to write")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
@@ -68,9 +66,17 @@ def export_onnx(model: torch.nn.Module, path: Path, opset: int | None = None) ->
     with atomic_path(path) as temporary:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             # the exporter narrates its passes, and dumps graphs to stderr when tracing fails
-            torch.onnx.export(model, (example_input(model, 2, 4, 3),), str(temporary), input_names=["image"],
-                              output_names=["output"], dynamic_shapes=(dims,), opset_version=opset,
-                              dynamo=True, external_data=False)
+            torch.onnx.export(
+                model,
+                (example_input(model, 2, 4, 3),),
+                str(temporary),
+                input_names=["image"],
+                output_names=["output"],
+                dynamic_shapes=(dims,),
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+            )
         graph = onnx.load(str(temporary))
         contract = contract_of(model)
         info = {"model": contract.spec, "scale": contract.scale, "task": contract.task}
@@ -107,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError as exc:
-        raise SrToolkitError(f"ONNX export needs onnx and onnxscript ({exc}); pip install 'sr-toolkit[onnx]'") \
-            from exc
+        raise SrToolkitError(f"ONNX export needs onnx and onnxscript ({exc}); pip install 'sr-toolkit[onnx]'") from exc
     model = load_model(args.model)
     contract = contract_of(model)
     name = f"model '{contract.architecture}' of {args.model}"
@@ -116,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         export_onnx(model, args.onnx, args.opset)
     except Exception as exc:
         raise SrToolkitError(f"cannot export {name} to ONNX: {failure_reason(exc)}") from exc
-    print(f"wrote {args.onnx}: input 'image' (N, 3, H, W), output 'output' (N, 3, "
-          f"{contract.scale}H, {contract.scale}W)")
+    print(
+        f"wrote {args.onnx}: input 'image' (N, 3, H, W), output 'output' (N, 3, {contract.scale}H, {contract.scale}W)"
+    )
     if args.no_check:
         return OK
     inputs = example_input(model, 1, 3, 2)  # another size than the export's example
@@ -129,8 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         raise CommandFailed(f"onnxruntime cannot run the export of {name}: {failure_reason(exc)}") from exc
     verdict = "matches" if difference <= TOLERANCE else "DOES NOT match"
-    print(f"onnxruntime {verdict} PyTorch on a {'x'.join(map(str, inputs.shape))} input: "
-          f"largest difference {difference:.2e} (tolerance {TOLERANCE:.0e})")
+    print(
+        f"onnxruntime {verdict} PyTorch on a {'x'.join(map(str, inputs.shape))} input: "
+        f"largest difference {difference:.2e} (tolerance {TOLERANCE:.0e})"
+    )
     return OK if difference <= TOLERANCE else FAILED
 
 

@@ -21,11 +21,17 @@ from sr_toolkit.core.errors import SrToolkitError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="sr-toolkit schema", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="sr-toolkit schema", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, metavar="FILE", help="write the schema to FILE (default: stdout)")
-    parser.add_argument("--plugin", action="append", default=[], metavar="PLUGIN",
-                        help="also describe the components of this plugin module or .py file (repeatable)")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="PLUGIN",
+        help="also describe the components of this plugin module or .py file (repeatable)",
+    )
     return parser.parse_args(argv)
 
 
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         raise SrToolkitError(f"cannot write {args.out}: {exc.strerror}") from exc
     return OK
+
 
 if __name__ == "__main__":
     sys.exit(main())

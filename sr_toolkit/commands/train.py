@@ -21,11 +21,19 @@ from sr_toolkit.config.shipped import find_recipe
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("recipe", help="YAML recipe file, e.g. recipes/resnet_x4.yaml, or a shipped recipe's name: "
-                        "resnet_x4, report/resnet_x4")
+    parser.add_argument(
+        "recipe",
+        help="YAML recipe file, e.g. recipes/resnet_x4.yaml, or a shipped recipe's name: resnet_x4, report/resnet_x4",
+    )
     parser.add_argument("overrides", nargs="*", help="key.path=value overrides, e.g. train.max_steps=20")
-    parser.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
-                        help="continue from the latest checkpoint of the run folder, or from CHECKPOINT")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="CHECKPOINT",
+        help="continue from the latest checkpoint of the run folder, or from CHECKPOINT",
+    )
     parser.add_argument("--print-recipe", action="store_true", help="print the resolved recipe and exit")
     return parser.parse_intermixed_args(resume_flag_last(sys.argv[1:] if argv is None else argv))
 
@@ -37,7 +45,7 @@ def resume_flag_last(argv: list[str]) -> list[str]:
     for index, word in enumerate(argv[:-1]):
         after = argv[index + 1]
         if word == "--resume" and "=" in after and not after.startswith("-") and not os.path.exists(after):
-            return [*argv[:index], *argv[index + 1:], "--resume"]
+            return [*argv[:index], *argv[index + 1 :], "--resume"]
     return argv
 
 
@@ -62,9 +70,11 @@ def accelerate_defaults_note() -> str | None:
 
     if os.path.isfile(default_config_file):
         return None
-    return ("accelerate launch found no Accelerate config, hence its note on defaults: they are right for one "
-            "process; precision and CPU threads are chosen below from the recipe and the machine "
-            "(`accelerate config default` saves the defaults and silences the note)")
+    return (
+        "accelerate launch found no Accelerate config, hence its note on defaults: they are right for one "
+        "process; precision and CPU threads are chosen below from the recipe and the machine "
+        "(`accelerate config default` saves the defaults and silences the note)"
+    )
 
 
 @exit_status

@@ -48,32 +48,56 @@ class OutOfMemory(SrToolkitError):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="a model.safetensors written by tools/train.py")
     parser.add_argument("inputs", nargs="+", type=Path, help="image files and/or folders")
     parser.add_argument("--out", type=Path, required=True, help="folder for the results")
-    parser.add_argument("--tile", type=int, default=None,
-                        help="run the model on tiles of this many input pixels a side: memory then grows "
-                             "with the tile, not the image (default: whole images, or tiles sized to fit "
-                             "the memory available where one pass would not)")
-    parser.add_argument("--tile-overlap", type=int, default=None, metavar="N",
-                        help="context pixels read around each tile (default: the model's receptive field, "
-                             "which makes tiled and untiled results equal)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    parser.add_argument("--half", action="store_true",
-                        help="half precision: float16 on GPUs, bfloat16 on CPUs (fast only on CPUs with "
-                             "AMX or AVX-512 BF16)")
-    parser.add_argument("--ext", default="png", choices=sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS),
-                        help="output format (default: png)")
-    parser.add_argument("--16bit", dest="sixteen_bit", action="store_true",
-                        help="write 16-bit PNG (the network's full precision) also for 8-bit inputs "
-                             "(16-bit inputs always give 16-bit PNG)")
-    parser.add_argument("--max-pixels", type=int, default=None,
-                        help="refuse larger inputs (default: Pillow's decompression-bomb limit, "
-                             f"{Image.MAX_IMAGE_PIXELS} pixels); raise it for large trusted files")
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        help="run the model on tiles of this many input pixels a side: memory then grows "
+        "with the tile, not the image (default: whole images, or tiles sized to fit "
+        "the memory available where one pass would not)",
+    )
+    parser.add_argument(
+        "--tile-overlap",
+        type=int,
+        default=None,
+        metavar="N",
+        help="context pixels read around each tile (default: the model's receptive field, "
+        "which makes tiled and untiled results equal)",
+    )
+    parser.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="cpu, cuda, cuda:1, ... (default: cuda when available)",
+    )
+    parser.add_argument(
+        "--half",
+        action="store_true",
+        help="half precision: float16 on GPUs, bfloat16 on CPUs (fast only on CPUs with AMX or AVX-512 BF16)",
+    )
+    parser.add_argument(
+        "--ext",
+        default="png",
+        choices=sorted(ext.lstrip(".") for ext in IMAGE_EXTENSIONS),
+        help="output format (default: png)",
+    )
+    parser.add_argument(
+        "--16bit",
+        dest="sixteen_bit",
+        action="store_true",
+        help="write 16-bit PNG (the network's full precision) also for 8-bit inputs "
+        "(16-bit inputs always give 16-bit PNG)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="refuse larger inputs (default: Pillow's decompression-bomb limit, "
+        f"{Image.MAX_IMAGE_PIXELS} pixels); raise it for large trusted files",
+    )
     args = parser.parse_args(argv)
     if args.sixteen_bit and args.ext != "png":
         parser.error("--16bit writes PNG only: leave out --ext or use --ext png")
@@ -89,8 +113,11 @@ def jobs(inputs: list[Path], out: Path, ext: str) -> Iterator[tuple[Path, Path |
     claimed: dict[Path, Path] = {}
     for source in inputs:
         try:
-            pairs = [(path, path.relative_to(source)) for path in list_images(source)] if source.is_dir() \
+            pairs = (
+                [(path, path.relative_to(source)) for path in list_images(source)]
+                if source.is_dir()
                 else [(source, Path(source.name))]
+            )
         except DataError as exc:
             yield source, None, str(exc)
             continue
@@ -105,8 +132,9 @@ def jobs(inputs: list[Path], out: Path, ext: str) -> Iterator[tuple[Path, Path |
             yield path, target, None
 
 
-def fit_format(image: Decoded, ext: str, sixteen_bit: bool,
-               warn: Callable[[str], None]) -> tuple[torch.Tensor, torch.dtype]:
+def fit_format(
+    image: Decoded, ext: str, sixteen_bit: bool, warn: Callable[[str], None]
+) -> tuple[torch.Tensor, torch.dtype]:
     """The (C, H, W) pixels in [0, 1] and integer dtype to write ``image`` as an ``ext`` file.
 
     Alpha is laid over white where the format has none, and 16 bits (the input's, or ``sixteen_bit``)
@@ -123,18 +151,28 @@ def fit_format(image: Decoded, ext: str, sixteen_bit: bool,
     return pixels, torch.uint16 if deep and image_format == "PNG" else torch.uint8
 
 
-def choose_tile(model: torch.nn.Module, source: Path, height: int, width: int, args: argparse.Namespace,
-                bytes_per_pixel: float | None, say: Callable[[str], None]) -> int | None:
+def choose_tile(
+    model: torch.nn.Module,
+    source: Path,
+    height: int,
+    width: int,
+    args: argparse.Namespace,
+    bytes_per_pixel: float | None,
+    say: Callable[[str], None],
+) -> int | None:
     """``--tile`` when given, else the tile that fits the memory available (None: one pass), said in one
     line when there is one. ``bytes_per_pixel``: the model's, None only with ``--tile``."""
     if bytes_per_pixel is None:
         return args.tile
-    plan = plan_memory(model, height, width, device=args.device, bytes_per_pixel=bytes_per_pixel,
-                       overlap=args.tile_overlap)
+    plan = plan_memory(
+        model, height, width, device=args.device, bytes_per_pixel=bytes_per_pixel, overlap=args.tile_overlap
+    )
     if plan.tile is not None:
-        say(f"{source}: tiles of {plan.tile} px: one pass over {width}x{height} would take about "
+        say(
+            f"{source}: tiles of {plan.tile} px: one pass over {width}x{height} would take about "
             f"{gib(plan.needed)} ({bytes_per_pixel:.0f} bytes per output pixel), more than {MEMORY_SHARE:.0%} "
-            f"of the {gib(plan.available)} available")
+            f"of the {gib(plan.available)} available"
+        )
     return plan.tile
 
 
@@ -149,12 +187,19 @@ def smaller_tile(tile: int | None, height: int, width: int) -> int:
     return max((tile or max(height, width)) // 2, 1)
 
 
-def process(model: torch.nn.Module, source: Path, target: Path, args: argparse.Namespace, progress: Progress,
-            say: Callable[[str], None], warn: Callable[[str], None], bytes_per_pixel: float | None) -> None:
+def process(
+    model: torch.nn.Module,
+    source: Path,
+    target: Path,
+    args: argparse.Namespace,
+    progress: Progress,
+    say: Callable[[str], None],
+    warn: Callable[[str], None],
+    bytes_per_pixel: float | None,
+) -> None:
     """Read, upscale and write one image, keeping its kind as far as ``args.ext`` allows, in tiles as
     :func:`choose_tile` says; raises on failure (:class:`OutOfMemory` when the network runs out)."""
-    image, dtype = fit_format(decode_image(source, max_pixels=args.max_pixels), args.ext, args.sixteen_bit,
-                              warn)
+    image, dtype = fit_format(decode_image(source, max_pixels=args.max_pixels), args.ext, args.sixteen_bit, warn)
     scale = contract_of(model).scale
     channels, height, width = image.shape
     tile = choose_tile(model, source, height, width, args, bytes_per_pixel, say)
@@ -163,14 +208,20 @@ def process(model: torch.nn.Module, source: Path, target: Path, args: argparse.N
     count = tile_count(model, height, width, tile)
     tiles = progress.add_task(f"  tiles of {source.name}", total=count, visible=count > 1)
     try:
-        upscale_batch(model, image[None], scale=scale, tile=tile, overlap=args.tile_overlap,
-                      out=pixels.permute(0, 3, 1, 2), on_tile=lambda: progress.advance(tiles))
+        upscale_batch(
+            model,
+            image[None],
+            scale=scale,
+            tile=tile,
+            overlap=args.tile_overlap,
+            out=pixels.permute(0, 3, 1, 2),
+            on_tile=lambda: progress.advance(tiles),
+        )
     except (RuntimeError, MemoryError) as exc:
         if not is_out_of_memory(exc):
             raise
         where = f"in tiles of {tile} px" if tile else f"in one pass over {width}x{height} pixels"
-        raise OutOfMemory(f"{source}: out of memory {where}: try --tile {smaller_tile(tile, height, width)}") \
-            from None
+        raise OutOfMemory(f"{source}: out of memory {where}: try --tile {smaller_tile(tile, height, width)}") from None
     finally:
         progress.remove_task(tiles)
     del image
@@ -207,8 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     precision = " in half precision" if args.half else ""
     say(f"{args.model}: {contract.architecture}, {task}, on {device}{precision}")
     if args.tile is not None and contract.halo is not None and not contract.exact_tiling:
-        say(f"warning: this model {contract.tiling_caveat}: tiles will not match the whole-image result "
-            "(visible seams); leave out --tile to avoid them")
+        say(
+            f"warning: this model {contract.tiling_caveat}: tiles will not match the whole-image result "
+            "(visible seams); leave out --tile to avoid them"
+        )
     work = list(jobs(args.inputs, args.out, args.ext))
     failed = 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

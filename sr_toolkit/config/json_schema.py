@@ -49,8 +49,12 @@ def hint_schema(hint: Any) -> JSON:
         return {"enum": list(args)}
     if origin in (list, tuple, collections.abc.Sequence):
         if origin is tuple and args and args[-1] is not Ellipsis:
-            return {"type": "array", "prefixItems": [hint_schema(arg) for arg in args],
-                    "minItems": len(args), "maxItems": len(args)}
+            return {
+                "type": "array",
+                "prefixItems": [hint_schema(arg) for arg in args],
+                "minItems": len(args),
+                "maxItems": len(args),
+            }
         return {"type": "array", **({"items": hint_schema(args[0])} if args else {})}
     if origin in (dict, collections.abc.Mapping) or hint in (dict, collections.abc.Mapping):
         return {"type": "object", **({"additionalProperties": hint_schema(args[1])} if args else {})}
@@ -133,8 +137,9 @@ def component_schema(registry: Registry, extra: dict[str, JSON]) -> JSON:
         if entry.summary:
             then["description"] = entry.summary
         if accepted is not None:
-            then["properties"].update({p.name: argument_schema(p.hint, p.default, p.required)
-                                       for p in accepted.values()})
+            then["properties"].update(
+                {p.name: argument_schema(p.hint, p.default, p.required) for p in accepted.values()}
+            )
             then["additionalProperties"] = False
         cases.append({"if": {"properties": {"type": {"const": entry.name}}, "required": ["type"]}, "then": then})
     return {
@@ -155,9 +160,15 @@ def recipe_json_schema() -> JSON:
     """The JSON Schema of a recipe file, with the components of every plugin imported so far."""
     generator = Generator()
     body = generator.node(RECIPE_SCHEMA)
-    base = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
-            "description": "recipe file(s) this one is merged over, relative to it"}
+    base = {
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+        "description": "recipe file(s) this one is merged over, relative to it",
+    }
     body["properties"] = {"base": base, **body["properties"]}
-    return {"$schema": DRAFT, "title": "sr-toolkit recipe",
-            "description": "A training recipe for sr-toolkit (YAML); see the README's Recipes section.",
-            **body, "$defs": generator.defs}
+    return {
+        "$schema": DRAFT,
+        "title": "sr-toolkit recipe",
+        "description": "A training recipe for sr-toolkit (YAML); see the README's Recipes section.",
+        **body,
+        "$defs": generator.defs,
+    }

@@ -50,6 +50,7 @@ RecipeLoader.add_implicit_resolver(
     list("-+0123456789."),
 )
 
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """Safe-load one YAML mapping, with errors that name the file (and line)."""
     try:
@@ -93,8 +94,12 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
         earlier = merged.get(key)
-        if (isinstance(value, Mapping) and isinstance(earlier, Mapping) and not isinstance(value, Replace)
-                and value.get("type", earlier.get("type")) == earlier.get("type")):
+        if (
+            isinstance(value, Mapping)
+            and isinstance(earlier, Mapping)
+            and not isinstance(value, Replace)
+            and value.get("type", earlier.get("type")) == earlier.get("type")
+        ):
             merged[key] = deep_merge(earlier, value)
         else:
             merged[key] = copy.deepcopy(dict(value) if isinstance(value, Replace) else value)

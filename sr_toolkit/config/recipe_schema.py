@@ -71,9 +71,7 @@ class Field(Node):
                 raise RecipeError(f"{where}: required key is missing ({describe(self.hint)})")
             return self.default()
         if not matches(value, self.hint):
-            raise RecipeError(
-                f"{where}: expected {describe(self.hint)}, got {value!r} ({type(value).__name__})"
-            )
+            raise RecipeError(f"{where}: expected {describe(self.hint)}, got {value!r} ({type(value).__name__})")
         problem = self.check(value) if self.check is not None else None
         if problem:
             raise RecipeError(f"{where}: {problem}, got {value!r}")
@@ -103,8 +101,7 @@ class Section(Node):
                     f"{child_path(where, key)}: unknown key{guess}; valid keys here: {', '.join(self.fields)}"
                 )
         return {
-            key: node.resolve(value.get(key, _MISSING), child_path(where, key))
-            for key, node in self.fields.items()
+            key: node.resolve(value.get(key, _MISSING), child_path(where, key)) for key, node in self.fields.items()
         }
 
     def default(self) -> Any:
@@ -235,9 +232,15 @@ RECIPE_SCHEMA = Section(
         "output_dir": Field(str | None, None, doc="default: runs/<name>"),
         "model": Component(MODELS, doc="the network trained"),
         "degradation": ComponentList(
-            DEGRADATIONS, doc="turns a clean target batch into the network input, on the training device"),
-        "loss": ComponentList(LOSSES, [{"type": "l1"}], {"weight": Field(float, 1.0)}, non_empty=True,
-                              doc="weighted sum of loss terms, each logged"),
+            DEGRADATIONS, doc="turns a clean target batch into the network input, on the training device"
+        ),
+        "loss": ComponentList(
+            LOSSES,
+            [{"type": "l1"}],
+            {"weight": Field(float, 1.0)},
+            non_empty=True,
+            doc="weighted sum of loss terms, each logged",
+        ),
         "optimizer": OPTIMIZER,
         "scheduler": Section(
             {
@@ -259,8 +262,12 @@ RECIPE_SCHEMA = Section(
         "train": Section(
             {
                 "max_steps": Field(int, 1000, check=at_least(1), doc="the run ends at max_steps or max_time"),
-                "max_time": Field(str | float | None, None, check=duration_problem,
-                                  doc="training-time budget across resumes: 10m, 90s, 1h"),
+                "max_time": Field(
+                    str | float | None,
+                    None,
+                    check=duration_problem,
+                    doc="training-time budget across resumes: 10m, 90s, 1h",
+                ),
                 "mixed_precision": Field(Literal["auto", "no", "fp16", "bf16"], "auto"),
                 "grad_accum": Field(int, 1, check=at_least(1), doc="batches per update (1 for a GAN)"),
                 "grad_clip": Field(float | None, None),
@@ -270,18 +277,21 @@ RECIPE_SCHEMA = Section(
                 "checkpoint_every": Field(int, 500, check=at_least(1)),
                 "keep_checkpoints": Field(int, 2, check=at_least(0), doc="0: keep every one"),
                 "tensorboard": Field(bool, False),
-                "on_nonfinite": Field(Literal["stop", "skip"], "stop",
-                                      doc="a NaN/inf loss term or gradient: stop (naming it), or skip that "
-                                          "step's updates"),
-                "max_consecutive_skips": Field(int, 10, check=at_least(1),
-                                               doc="skip: stop after so many in a row"),
+                "on_nonfinite": Field(
+                    Literal["stop", "skip"],
+                    "stop",
+                    doc="a NaN/inf loss term or gradient: stop (naming it), or skip that step's updates",
+                ),
+                "max_consecutive_skips": Field(int, 10, check=at_least(1), doc="skip: stop after so many in a row"),
             }
         ),
         "gan": Section(
             {
-                "discriminator": Component(MODELS, optional=True,
-                                           doc="set to train the model as a GAN generator, e.g. "
-                                               "{type: vgg_discriminator}"),
+                "discriminator": Component(
+                    MODELS,
+                    optional=True,
+                    doc="set to train the model as a GAN generator, e.g. {type: vgg_discriminator}",
+                ),
                 "adversarial": Component(LOSSES, {"type": "vanilla"}, doc="vanilla | lsgan | hinge | ragan"),
                 "weight": Field(float, 1e-3, doc="of the adversarial term in the generator's loss"),
                 "d_steps": Field(int, 1, check=at_least(1), doc="discriminator updates per generator update"),
@@ -294,8 +304,12 @@ RECIPE_SCHEMA = Section(
         ),
         "validation": Section(
             {
-                "metrics": Field(list[str], ["psnr", "ssim"], check=validation_metrics_problem,
-                                 doc="registered metric names (sr-toolkit list metrics); psnr picks the best model"),
+                "metrics": Field(
+                    list[str],
+                    ["psnr", "ssim"],
+                    check=validation_metrics_problem,
+                    doc="registered metric names (sr-toolkit list metrics); psnr picks the best model",
+                ),
                 "y_channel": Field(bool, True, doc="PSNR/SSIM on BT.601 Y, as SR papers report"),
                 "crop_border": Field(int | None, None, check=at_least(0), doc="default: the scale"),
                 "max_images": Field(int | None, None, check=at_least(1)),
@@ -314,8 +328,13 @@ SPLITS = ("train", "val")
 """``data.train`` and ``data.val``: a dataset there that takes a ``split`` and omits it gets its key,
 so ``data.val: {type: image_folder, root: DIR}`` scores whole validation images."""
 
-APPLIES_TO = {"betas": optimizers_reading("betas"), "momentum": optimizers_reading("momentum"),
-              "min_lr_ratio": ("cosine",), "step_size": ("step",), "gamma": ("step",)}
+APPLIES_TO = {
+    "betas": optimizers_reading("betas"),
+    "momentum": optimizers_reading("momentum"),
+    "min_lr_ratio": ("cosine",),
+    "step_size": ("step",),
+    "gamma": ("step",),
+}
 """Optimizer and scheduler keys that only some types read; the resolved recipe leaves them out for
 the others, so a printed or saved recipe shows only what the run uses."""
 

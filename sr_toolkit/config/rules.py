@@ -32,10 +32,14 @@ def check_scales(recipe: Recipe, raw: Recipe) -> None:
         if not isinstance(spec, dict) or spec.get("scale", recipe["scale"]) == recipe["scale"]:
             continue
         if isinstance(written.get(where), dict) and "scale" in written[where]:
-            raise RecipeError(f"{where}.scale: {spec['scale']} conflicts with the recipe's scale: "
-                              f"{recipe['scale']}; leave {where}.scale out (it inherits scale) or make them equal")
-        raise RecipeError(f"{where}: '{spec['type']}' works at scale {spec['scale']} by default, the recipe's "
-                          f"scale is {recipe['scale']}; set scale: {spec['scale']} at the top level")
+            raise RecipeError(
+                f"{where}.scale: {spec['scale']} conflicts with the recipe's scale: "
+                f"{recipe['scale']}; leave {where}.scale out (it inherits scale) or make them equal"
+            )
+        raise RecipeError(
+            f"{where}: '{spec['type']}' works at scale {spec['scale']} by default, the recipe's "
+            f"scale is {recipe['scale']}; set scale: {spec['scale']} at the top level"
+        )
 
 
 def is_adversarial(loss_type: str) -> bool:
@@ -49,8 +53,10 @@ def check_loss_terms(recipe: Recipe, raw: Recipe) -> None:
     """An adversarial loss is no term of the ``loss:`` list: it belongs in ``gan.adversarial``."""
     for index, term in enumerate(recipe["loss"]):
         if is_adversarial(term["type"]):
-            raise RecipeError(f"loss.{index}: '{term['type']}' is an adversarial loss; "
-                              "set it as gan.adversarial with gan.discriminator")
+            raise RecipeError(
+                f"loss.{index}: '{term['type']}' is an adversarial loss; "
+                "set it as gan.adversarial with gan.discriminator"
+            )
 
 
 def check_gan(recipe: Recipe, raw: Recipe) -> None:
@@ -75,20 +81,29 @@ def gives_inputs(dataset_type: str) -> bool:
 def check_inputs(recipe: Recipe, raw: Recipe) -> None:
     """The network needs inputs: from ``degradation:``, or from a paired ``data.train`` dataset."""
     if not recipe["degradation"] and not gives_inputs(recipe["data"]["train"]["type"]):
-        raise RecipeError("degradation: the list is empty and data.train gives no inputs; add one, "
-                          "e.g. degradation: [{type: downscale}] for upscaling")
+        raise RecipeError(
+            "degradation: the list is empty and data.train gives no inputs; add one, "
+            "e.g. degradation: [{type: downscale}] for upscaling"
+        )
 
 
 def check_model_role(recipe: Recipe, raw: Recipe) -> None:
     """``model:`` is the image-to-image network; a discriminator (its class declares
     ``is_discriminator = True``) belongs under ``gan.discriminator``."""
     if is_discriminator(MODELS.get(recipe["model"]["type"]).factory):
-        raise RecipeError(f"model: '{recipe['model']['type']}' is a discriminator, not an image-to-image model; "
-                          "it belongs under gan.discriminator")
+        raise RecipeError(
+            f"model: '{recipe['model']['type']}' is a discriminator, not an image-to-image model; "
+            "it belongs under gan.discriminator"
+        )
 
 
 RULES: tuple[Callable[[Recipe, Recipe], None], ...] = (
-    check_model_role, check_scales, check_loss_terms, check_gan, check_inputs)
+    check_model_role,
+    check_scales,
+    check_loss_terms,
+    check_gan,
+    check_inputs,
+)
 """Every rule, in the order :func:`check_rules` applies them."""
 
 

@@ -64,18 +64,19 @@ def strip_prefix(prefix: str, tensors: Mapping[str, torch.Tensor]) -> dict[str, 
     return {key[start:]: value for key, value in tensors.items() if key.startswith(prefix + ".")}
 
 
-def describe_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor],
-                      limit: int = 4) -> str:
+def describe_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor], limit: int = 4) -> str:
     """Every way ``found`` (a file's tensors) differs from ``expected`` (a module's state dict), on
     one line: tensors whose shapes differ (file against model), then missing and extra names.
     Empty when they fit."""
-    shapes = [f"{key} {tuple(found[key].shape)} in the file, {tuple(value.shape)} in the model"
-              for key, value in expected.items() if key in found and found[key].shape != value.shape]
+    shapes = [
+        f"{key} {tuple(found[key].shape)} in the file, {tuple(value.shape)} in the model"
+        for key, value in expected.items()
+        if key in found and found[key].shape != value.shape
+    ]
     missing = [key for key in expected if key not in found]
     extra = [key for key in found if key not in expected]
     parts = []
-    for label, items in (("shapes differ", shapes), ("missing from the file", missing),
-                         ("not in the model", extra)):
+    for label, items in (("shapes differ", shapes), ("missing from the file", missing), ("not in the model", extra)):
         if items:
             more = f"; and {len(items) - limit} more" if len(items) > limit else ""
             parts.append(f"{label} ({len(items)}): {'; '.join(items[:limit])}{more}")
@@ -120,7 +121,9 @@ def join_optimizer_state(
 
 
 def load_optimizer_state(
-    optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any],
+    optimizer: torch.optim.Optimizer,
+    tensors: Mapping[str, torch.Tensor],
+    meta: Mapping[str, Any],
     prefix: str = "optimizer",
 ) -> None:
     """Restore what :func:`split_optimizer_state` saved into ``optimizer``, each per-parameter tensor
@@ -156,8 +159,12 @@ def set_rng_state(tensors: Mapping[str, torch.Tensor]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
-def save_state(path: Path, modules: Mapping[str, torch.nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
-               meta: Mapping[str, Any]) -> None:
+def save_state(
+    path: Path,
+    modules: Mapping[str, torch.nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    meta: Mapping[str, Any],
+) -> None:
     """A training checkpoint at ``path``: each module's state dict under its name (``model.``, ``ema.``...),
     each optimizer's tensors under ``<name>.state.`` and its other state as JSON under the metadata key
     ``<name>``, the global RNG states (``rng.``), and ``meta``. Restored by :func:`restore_state`."""
@@ -174,9 +181,13 @@ def save_state(path: Path, modules: Mapping[str, torch.nn.Module], optimizers: M
     atomic_save(tensors, path, everything)
 
 
-def restore_state(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any],
-                  modules: Mapping[str, torch.nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
-                  source: str) -> None:
+def restore_state(
+    tensors: Mapping[str, torch.Tensor],
+    meta: Mapping[str, Any],
+    modules: Mapping[str, torch.nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    source: str,
+) -> None:
     """Load what :func:`save_state` wrote (as :func:`read` returns it) into the same named modules and
     optimizers, then set the global RNG states. A module that does not fit raises
     :class:`CheckpointError` naming ``source`` and the module."""

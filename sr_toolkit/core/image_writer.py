@@ -60,8 +60,7 @@ def write_png(pixels: np.ndarray, file: BinaryIO, *, level: int = 6, band: int =
     Every row gets the Paeth filter (the usual best for photos), and zlib compresses at ``level``.
     """
     if pixels.ndim != 3 or pixels.shape[2] not in PNG_COLOUR_TYPES or pixels.dtype.type not in DEPTHS:
-        raise ValueError(f"write_png expects (H, W, 1 to 4) uint8 or uint16 pixels, got {pixels.dtype} "
-                         f"{pixels.shape}")
+        raise ValueError(f"write_png expects (H, W, 1 to 4) uint8 or uint16 pixels, got {pixels.dtype} {pixels.shape}")
     height, width, channels = pixels.shape
     depth = pixels.dtype.itemsize
     header = struct.pack(">IIBBBBB", width, height, 8 * depth, PNG_COLOUR_TYPES[channels], 0, 0, 0)
@@ -87,8 +86,9 @@ def _paeth(rows: np.ndarray, above: np.ndarray, stride: int) -> np.ndarray:
     up_left = np.zeros_like(up)
     up_left[:, stride:] = up[:, :-stride]
     to_left, to_up, to_up_left = np.abs(up - up_left), np.abs(left - up_left), np.abs(left + up - 2 * up_left)
-    prediction = np.where((to_left <= to_up) & (to_left <= to_up_left), left,
-                          np.where(to_up <= to_up_left, up, up_left))
+    prediction = np.where(
+        (to_left <= to_up) & (to_left <= to_up_left), left, np.where(to_up <= to_up_left, up, up_left)
+    )
     return ((rows - prediction) & 0xFF).astype(np.uint8)
 
 

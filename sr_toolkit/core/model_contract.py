@@ -43,8 +43,17 @@ CONTRACT_ATTRIBUTE = "sr_contract"
 """The module attribute a loader stores the contract under (read it with :func:`contract_of`)."""
 
 DECLARABLE = (
-    "scale", "task", "input_channels", "output_channels", "size_multiple", "minimum_size", "halo",
-    "exact_tiling", "tiling_caveat", "supports_half", "supports_bfloat16",
+    "scale",
+    "task",
+    "input_channels",
+    "output_channels",
+    "size_multiple",
+    "minimum_size",
+    "halo",
+    "exact_tiling",
+    "tiling_caveat",
+    "supports_half",
+    "supports_bfloat16",
 )
 """The attributes a model plugin may declare; everything else in the contract is derived."""
 
@@ -88,7 +97,8 @@ class ModelContract:
     def __post_init__(self) -> None:
         def refuse(name: str, expected: str) -> None:
             raise ModelContractError(
-                f"model '{self.architecture}': {name}: expected {expected}, got {getattr(self, name)!r}")
+                f"model '{self.architecture}': {name}: expected {expected}, got {getattr(self, name)!r}"
+            )
 
         for name in ("scale", "input_channels", "output_channels", "size_multiple", "minimum_size"):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
@@ -128,8 +138,9 @@ def declare(model: nn.Module, **values: Any) -> None:
     wrapper's ``__init__``); raises :class:`ModelContractError` for a name not in :data:`DECLARABLE`."""
     unknown = sorted(set(values) - set(DECLARABLE))
     if unknown:
-        raise ModelContractError(f"{type(model).__name__}: cannot declare {', '.join(unknown)}; "
-                                 f"declarable: {', '.join(DECLARABLE)}")
+        raise ModelContractError(
+            f"{type(model).__name__}: cannot declare {', '.join(unknown)}; declarable: {', '.join(DECLARABLE)}"
+        )
     for key, value in values.items():
         setattr(model, key, value)
 
@@ -150,8 +161,9 @@ def derive_contract(
     """
     name = architecture or type(model).__name__
     if is_discriminator(model):
-        raise ModelContractError(f"model '{name}' is a discriminator, not an image-to-image model; "
-                                 "it belongs under gan.discriminator")
+        raise ModelContractError(
+            f"model '{name}' is a discriminator, not an image-to-image model; it belongs under gan.discriminator"
+        )
     declared = {key: getattr(model, key) for key in DECLARABLE if getattr(model, key, None) is not None}
     scale = declared.pop("scale", scale or 1)
     exact = declared.pop("exact_tiling", True)
@@ -162,8 +174,16 @@ def derive_contract(
         exact, caveat = False, ALIGN_CORNERS_CAVEAT
     if exact is True and declared.get("halo") is None:
         exact = False  # without a halo the overlap is a guess
-    return ModelContract(architecture=name, scale=scale, task=declared.pop("task", task or default_task(scale)),
-                         exact_tiling=exact, tiling_caveat=caveat, spec=spec, recipe=recipe, **declared)
+    return ModelContract(
+        architecture=name,
+        scale=scale,
+        task=declared.pop("task", task or default_task(scale)),
+        exact_tiling=exact,
+        tiling_caveat=caveat,
+        spec=spec,
+        recipe=recipe,
+        **declared,
+    )
 
 
 def attach(model: nn.Module, contract: ModelContract) -> nn.Module:

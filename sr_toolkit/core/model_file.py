@@ -41,7 +41,8 @@ def check_format(path: Path, info: dict[str, Any]) -> None:
     if found > FORMAT_VERSION:
         raise checkpoint.CheckpointError(
             f"{path}: model file format {found} is newer than this sr-toolkit reads (format {FORMAT_VERSION}); "
-            "upgrade sr-toolkit to load it")
+            "upgrade sr-toolkit to load it"
+        )
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -61,6 +62,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> torch.nn
     where = f"{path.name}: model"
     model = MODELS.build_image_model(info["model"], where=where)
     checkpoint.load_weights(model, tensors, str(path))
-    contract = derive_contract(model, architecture=info["model"]["type"], spec=info["model"], scale=info.get("scale"),
-                               task=info.get("task"), recipe=info.get("recipe"))
+    contract = derive_contract(
+        model,
+        architecture=info["model"]["type"],
+        spec=info["model"],
+        scale=info.get("scale"),
+        task=info.get("task"),
+        recipe=info.get("recipe"),
+    )
     return attach(model, contract).to(device).eval()

@@ -14,8 +14,15 @@ from collections.abc import Iterable, Iterator
 from torch import nn
 
 POINTWISE = (
-    nn.BatchNorm2d, nn.ReLU, nn.PReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh,
-    nn.Dropout, nn.Dropout2d, nn.Identity,
+    nn.BatchNorm2d,
+    nn.ReLU,
+    nn.PReLU,
+    nn.LeakyReLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.Identity,
 )
 INTERPOLATION_RADIUS = {"nearest": 0.5, "bilinear": 1.0, "bicubic": 2.0}
 

@@ -149,9 +149,7 @@ class Registry:
         """
         where = where or self.kind
         if not isinstance(spec, Mapping) or "type" not in spec:
-            raise RegistryError(
-                f"{where}: expected a mapping with a 'type' key naming a {self.kind}, got {spec!r}"
-            )
+            raise RegistryError(f"{where}: expected a mapping with a 'type' key naming a {self.kind}, got {spec!r}")
         try:
             entry = self.get(spec["type"])
         except RegistryError as exc:
@@ -173,8 +171,7 @@ class Registry:
             hint = accepted[key].hint
             if not matches(value, hint):
                 raise RegistryError(
-                    f"{where}.{key}: {label} expects {describe(hint)}, got {value!r} "
-                    f"({type(value).__name__})"
+                    f"{where}.{key}: {label} expects {describe(hint)}, got {value!r} ({type(value).__name__})"
                 )
         for param in accepted.values():
             if param.required and param.name not in spec:
@@ -207,8 +204,9 @@ class ModelRegistry(Registry):
         accepted = parameters(self.get(full["type"]).factory) or {}
         default = accepted["scale"].default if "scale" in accepted and not accepted["scale"].required else None
         try:
-            contract = model_contract.derive_contract(model, architecture=full["type"], spec=full,
-                                                      scale=full.get("scale", default))
+            contract = model_contract.derive_contract(
+                model, architecture=full["type"], spec=full, scale=full.get("scale", default)
+            )
         except SrToolkitError as exc:
             raise type(exc)(f"{where or self.kind}: {exc}") from exc
         return model_contract.attach(model, contract)
@@ -219,8 +217,10 @@ class ModelRegistry(Registry):
 
         entry = self.check({**spec, **extra}, where)
         if model_contract.is_discriminator(entry.factory):
-            raise RegistryError(f"{where or self.kind}: model '{entry.name}' is a discriminator, not an "
-                                "image-to-image model; it belongs under gan.discriminator")
+            raise RegistryError(
+                f"{where or self.kind}: model '{entry.name}' is a discriminator, not an "
+                "image-to-image model; it belongs under gan.discriminator"
+            )
         return self.build(spec, where, **extra)
 
 

@@ -70,9 +70,7 @@ def _cached_weights(in_size: int, out_size: int, scale: float, mode: str, antial
     return matrix.index_put_((rows.reshape(-1), source.reshape(-1)), weights.reshape(-1), accumulate=True)
 
 
-def resize_weights(
-    in_size: int, out_size: int, scale: float, mode: str = "bicubic", antialias: bool = True
-) -> Tensor:
+def resize_weights(in_size: int, out_size: int, scale: float, mode: str = "bicubic", antialias: bool = True) -> Tensor:
     """The float64 ``(out_size, in_size)`` matrix that resizes one axis the way MATLAB does.
 
     ``scale`` is MATLAB's scale factor (``out / in`` for an exact fit, ``1/4`` for x4 shrinking);
@@ -181,7 +179,10 @@ def imresize_uint8(
 
 
 def imresize_8bit(
-    x: Tensor, scale: float | None = None, size: tuple[int, int] | None = None, mode: Mode = "bicubic",
+    x: Tensor,
+    scale: float | None = None,
+    size: tuple[int, int] | None = None,
+    mode: Mode = "bicubic",
     antialias: bool = True,
 ) -> Tensor:
     """Float images (..., H, W) in [0, 1] resized as MATLAB resizes their 8-bit version.

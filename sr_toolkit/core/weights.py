@@ -88,9 +88,7 @@ def _from_hub(arch: str, purpose: str) -> dict[str, torch.Tensor]:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        return torch.hub.load_state_dict_from_url(
-            enum.url, map_location="cpu", check_hash=True, weights_only=True
-        )
+        return torch.hub.load_state_dict_from_url(enum.url, map_location="cpu", check_hash=True, weights_only=True)
     except Exception as exc:  # offline, timed out, bad hash or a corrupt cached file
         checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
         raise WeightsUnavailableError(

@@ -47,8 +47,7 @@ class HeldOnDevice(Protocol):
         """The batch of these draw numbers, equal to collating ``dataset[draw]`` (names aside)."""
 
 
-def training_batches(dataset: Dataset, sampler: DrawSampler, num_workers: int,
-                     device: torch.device) -> Iterator[Batch]:
+def training_batches(dataset: Dataset, sampler: DrawSampler, num_workers: int, device: torch.device) -> Iterator[Batch]:
     """Endless training batches of ``sampler``'s draws: cut on ``device`` when the dataset holds its
     images there (``num_workers`` 0), otherwise from a DataLoader with ``num_workers`` workers."""
     if num_workers == 0 and isinstance(dataset, HeldOnDevice) and dataset.hold_on(device):
@@ -56,9 +55,15 @@ def training_batches(dataset: Dataset, sampler: DrawSampler, num_workers: int,
         draws = iter(sampler)
         return (dataset.batch(list(islice(draws, sampler.batch_size))) for _ in count())
     log.info("data: DataLoader with %d worker process(es)", num_workers)
-    return iter(DataLoader(
-        dataset, batch_size=sampler.batch_size, sampler=sampler, num_workers=num_workers,
-        pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
-        prefetch_factor=4 if num_workers > 0 else None,
-        generator=torch.Generator(),  # keeps the global RNG (dropout) untouched by the loader
-    ))
+    return iter(
+        DataLoader(
+            dataset,
+            batch_size=sampler.batch_size,
+            sampler=sampler,
+            num_workers=num_workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=num_workers > 0,
+            prefetch_factor=4 if num_workers > 0 else None,
+            generator=torch.Generator(),  # keeps the global RNG (dropout) untouched by the loader
+        )
+    )

@@ -46,8 +46,9 @@ class Degradation:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        arguments = ", ".join(f"{name}={_show(value)}" for name, value in vars(self).items()
-                              if not name.startswith("_"))
+        arguments = ", ".join(
+            f"{name}={_show(value)}" for name, value in vars(self).items() if not name.startswith("_")
+        )
         return f"{type(self).__name__}({arguments})"
 
 

@@ -32,20 +32,21 @@ def _source(generator: Generator | None, device: torch.device) -> torch.device:
     return generator.device if generator is not None else device
 
 
-def uniform(shape: tuple[int, ...], generator: Generator | None, device: torch.device,
-            dtype: torch.dtype = torch.float32) -> Tensor:
+def uniform(
+    shape: tuple[int, ...], generator: Generator | None, device: torch.device, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """Uniform values in [0, 1) of ``shape`` on ``device``."""
     return torch.rand(shape, generator=generator, device=_source(generator, device), dtype=dtype).to(device)
 
 
-def normal(shape: tuple[int, ...], generator: Generator | None, device: torch.device,
-           dtype: torch.dtype = torch.float32) -> Tensor:
+def normal(
+    shape: tuple[int, ...], generator: Generator | None, device: torch.device, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """Standard normal values of ``shape`` on ``device``."""
     return torch.randn(shape, generator=generator, device=_source(generator, device), dtype=dtype).to(device)
 
 
-def per_image(bounds: tuple[float, float], count: int, generator: Generator | None,
-              device: torch.device) -> Tensor:
+def per_image(bounds: tuple[float, float], count: int, generator: Generator | None, device: torch.device) -> Tensor:
     """One value per image, uniform in [low, high] (exactly ``low`` when the range is one number)."""
     low, high = bounds
     return low + (high - low) * uniform((count,), generator, device)
@@ -67,8 +68,7 @@ def permutation(count: int, generator: Generator | None) -> list[int]:
     return torch.randperm(count, generator=generator, device=device).tolist()
 
 
-def categorical(weights: list[float], count: int, generator: Generator | None,
-                device: torch.device) -> Tensor:
+def categorical(weights: list[float], count: int, generator: Generator | None, device: torch.device) -> Tensor:
     """``count`` indices drawn with probabilities proportional to ``weights``."""
     probabilities = torch.tensor(weights, dtype=torch.float64, device=_source(generator, device))
     return torch.multinomial(probabilities, count, replacement=True, generator=generator).to(device)

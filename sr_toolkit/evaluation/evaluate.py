@@ -137,8 +137,7 @@ class Evaluation:
         if settings.tile is not None and settings.tile < 0:
             raise EvaluationError(f"tile: expected a positive size or 0 (never tile), got {settings.tile}")
         if settings.lr is not None and settings.degradation is not None:
-            raise EvaluationError("give either --lr (input files) or --degradation (inputs made here), "
-                                  "not both")
+            raise EvaluationError("give either --lr (input files) or --degradation (inputs made here), not both")
         self.recipe = load_recipe(settings.degradation) if settings.degradation is not None else None
         self.models = self._load_models()
         self.scale = self._resolve_scale()
@@ -152,8 +151,14 @@ class Evaluation:
             raise EvaluationError("nothing to evaluate: give --models, --baselines or both")
         notes: list[str] = []
         self.metrics = self._build_metrics(notes)
-        self.results = Results(self._describe(), self.metrics, list(self.baselines), list(self.models),
-                               {name: {} for name in (*self.baselines, *self.models)}, notes)
+        self.results = Results(
+            self._describe(),
+            self.metrics,
+            list(self.baselines),
+            list(self.models),
+            {name: {} for name in (*self.baselines, *self.models)},
+            notes,
+        )
         self._too_small: dict[str, list[str]] = {metric.name: [] for metric in self.metrics}
         self._tiled: list[str] = []
 
@@ -161,10 +166,15 @@ class Evaluation:
         """The registered metrics ``settings.metrics`` names; LPIPS with ``--lpips-net`` and ``--lpips-weights``."""
         settings = self.settings
         weights = None if settings.lpips_weights is None else str(settings.lpips_weights)
-        return build_columns(settings.metrics, settings.y_channel, self.crop, notes,
-                             options={"lpips": {"net": settings.lpips_net, "weights_path": weights}},
-                             hints={"lpips": "give the backbone weights with --lpips-weights FILE"},
-                             device=self.device)
+        return build_columns(
+            settings.metrics,
+            settings.y_channel,
+            self.crop,
+            notes,
+            options={"lpips": {"net": settings.lpips_net, "weights_path": weights}},
+            hints={"lpips": "give the backbone weights with --lpips-weights FILE"},
+            device=self.device,
+        )
 
     def _load_models(self) -> dict[str, torch.nn.Module]:
         paths = tuple(Path(p) for p in self.settings.models)
@@ -185,8 +195,7 @@ class Evaluation:
             elif model_scale != scale:
                 given = "--scale" if self.settings.scale is not None else "the first model's scale"
                 raise EvaluationError(
-                    f"model '{name}' ({self._path(name)}) is a x{model_scale} {task} model, "
-                    f"but {given} is {scale}"
+                    f"model '{name}' ({self._path(name)}) is a x{model_scale} {task} model, but {given} is {scale}"
                 )
         if scale is None and self.recipe is not None:
             scale = int(self.recipe["scale"])
@@ -201,8 +210,7 @@ class Evaluation:
         if self.recipe is not None:
             if self.recipe["scale"] != self.scale:
                 raise EvaluationError(
-                    f"{self.settings.degradation} is a x{self.recipe['scale']} recipe, "
-                    f"but the scale is {self.scale}"
+                    f"{self.settings.degradation} is a x{self.recipe['scale']} recipe, but the scale is {self.scale}"
                 )
             return self.recipe["degradation"]
         if self.settings.lr is not None or self.scale > 1:
@@ -228,8 +236,9 @@ class Evaluation:
             chosen = (default_baseline(self.scale),)
         wrong = [name for name in chosen if name not in allowed]
         if wrong:
-            raise EvaluationError(f"baselines: {', '.join(wrong)} not available at scale {self.scale}; "
-                                  f"choose from {', '.join(allowed)}")
+            raise EvaluationError(
+                f"baselines: {', '.join(wrong)} not available at scale {self.scale}; choose from {', '.join(allowed)}"
+            )
         return tuple(dict.fromkeys(chosen))
 
     def _describe(self) -> dict[str, Any]:
@@ -241,8 +250,7 @@ class Evaluation:
             source = settings.degradation or "the models' recipe"
             inputs = f"degradation list of {source}, seeded per image by crc32('<seed>/<name>')"
         else:
-            inputs = ("MATLAB imresize(uint8, 1/scale, 'bicubic') of the image cropped to a multiple "
-                      "of the scale")
+            inputs = "MATLAB imresize(uint8, 1/scale, 'bicubic') of the image cropped to a multiple of the scale"
         return {
             "data": str(settings.data),
             "lr": None if settings.lr is None else str(settings.lr),
@@ -286,8 +294,7 @@ class Evaluation:
             if tiled and name not in self._tiled:
                 self._tiled.append(name)
             results[model_name] = output[0].cpu()
-        return {method: quantize(match_channels(quantize(output), channels))
-                for method, output in results.items()}
+        return {method: quantize(match_channels(quantize(output), channels)) for method, output in results.items()}
 
     def score(self, name: str, output: Tensor, target: Tensor) -> dict[str, float | None]:
         """Every metric of one output against its target."""
@@ -318,15 +325,25 @@ class Evaluation:
         return self.results
 
     def _closing_notes(self) -> list[str]:
-        notes = [too_small_note(metric, self._too_small[metric.name], len(self.pairs))
-                 for metric in self.metrics if self._too_small[metric.name]]
+        notes = [
+            too_small_note(metric, self._too_small[metric.name], len(self.pairs))
+            for metric in self.metrics
+            if self._too_small[metric.name]
+        ]
         for metric in self.metrics:
-            infinite = sorted({image for method in self.results.methods
-                               for image, values in self.results.scores[method].items()
-                               if (value := values[metric.name]) is not None and math.isinf(value)})
+            infinite = sorted(
+                {
+                    image
+                    for method in self.results.methods
+                    for image, values in self.results.scores[method].items()
+                    if (value := values[metric.name]) is not None and math.isinf(value)
+                }
+            )
             if infinite:
-                notes.append(f"{metric.name}: infinite (output identical to the target) on "
-                             f"{', '.join(infinite)}; written as null in results.json")
+                notes.append(
+                    f"{metric.name}: infinite (output identical to the target) on "
+                    f"{', '.join(infinite)}; written as null in results.json"
+                )
         if self._tiled:
             tile = self.settings.tile or AUTO_TILE
             notes.append(f"models ran in tiles of {tile} px on {', '.join(self._tiled)}")

@@ -57,8 +57,9 @@ def image_seed(seed: int, name: str) -> int:
     return zlib.crc32(f"{seed}/{name}".encode())
 
 
-def load_pair(name: str, path: Path, lr_path: Path | None, scale: int, degradation: list[Any] | None,
-              seed: int) -> tuple[Tensor, Tensor]:
+def load_pair(
+    name: str, path: Path, lr_path: Path | None, scale: int, degradation: list[Any] | None, seed: int
+) -> tuple[Tensor, Tensor]:
     """The (clean target, input) of one image, (C, H, W) and (C, h, w) in [0, 1]: the LR file when
     ``lr_path`` is given (the target cropped to scale times its size), else the input made by the
     ``degradation`` specs (None: MATLAB bicubic) from the target cropped to a multiple of ``scale``.
@@ -70,8 +71,10 @@ def load_pair(name: str, path: Path, lr_path: Path | None, scale: int, degradati
         height, width = (side * scale for side in inputs.shape[-2:])
         extra_h, extra_w = target.shape[-2] - height, target.shape[-1] - width
         if not (0 <= extra_h < scale and 0 <= extra_w < scale):
-            raise DataError(f"{lr_path}: {inputs.shape[-2]}x{inputs.shape[-1]} does not fit {path.name} "
-                            f"({target.shape[-2]}x{target.shape[-1]}) at scale {scale}")
+            raise DataError(
+                f"{lr_path}: {inputs.shape[-2]}x{inputs.shape[-1]} does not fit {path.name} "
+                f"({target.shape[-2]}x{target.shape[-1]}) at scale {scale}"
+            )
         return target[..., :height, :width], inputs
     target = modcrop(target, scale)
     if degradation is None:

@@ -43,9 +43,7 @@ def _check_pair(output: torch.Tensor, target: torch.Tensor) -> None:
     _check_images(output, "output")
     _check_images(target, "target")
     if output.shape != target.shape:
-        raise ValueError(
-            f"output and target differ in shape: {tuple(output.shape)} vs {tuple(target.shape)}"
-        )
+        raise ValueError(f"output and target differ in shape: {tuple(output.shape)} vs {tuple(target.shape)}")
 
 
 def _float64(x: torch.Tensor) -> torch.Tensor:
@@ -169,9 +167,7 @@ def ssim(
     moments = _filter_valid(torch.cat([x, y, x * x, y * y, x * y], dim=1), window)
     mu_x, mu_y, xx, yy, xy = moments.chunk(5, dim=1)
     var_x, var_y, cov = xx - mu_x.pow(2), yy - mu_y.pow(2), xy - mu_x * mu_y
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-        (mu_x.pow(2) + mu_y.pow(2) + c1) * (var_x + var_y + c2)
-    )
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x.pow(2) + mu_y.pow(2) + c1) * (var_x + var_y + c2))
     return ssim_map.flatten(1).mean(dim=1)
 
 
@@ -215,9 +211,7 @@ def build_lpips(
     """
     if net not in _LPIPS_BACKBONES:
         raise ValueError(f"net must be one of {', '.join(_LPIPS_BACKBONES)}, got {net!r}")
-    state = backbone_state_dict(
-        _LPIPS_BACKBONES[net], weights=weights, weights_path=weights_path, purpose="LPIPS"
-    )
+    state = backbone_state_dict(_LPIPS_BACKBONES[net], weights=weights, weights_path=weights_path, purpose="LPIPS")
     with warnings.catch_warnings():  # lpips builds the random backbone with torchvision's old API
         warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
         model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)

@@ -65,8 +65,7 @@ def format_value(metric: Column, value: float | None) -> str:
     return f"{value:.{metric.digits}f}"
 
 
-def score_rows(metrics: Sequence[Column], models: Collection[str],
-               scores: Scores) -> list[tuple[str, str, list[Cell]]]:
+def score_rows(metrics: Sequence[Column], models: Collection[str], scores: Scores) -> list[tuple[str, str, list[Cell]]]:
     """(method, kind, cells) per method of ``scores`` (method -> metric -> value), one cell per
     metric, each marked when it is the best value of its column (highest, or lowest for LPIPS and
     MSE); kind is ``model`` for the methods in ``models``, else ``baseline``."""
@@ -89,15 +88,20 @@ def header(metric: Column) -> str:
     return f"{metric.label} {'↑' if metric.higher_is_better else '↓'}"
 
 
-def means_table(title: str, metrics: Sequence[Column], models: Collection[str], means: Scores,
-                kinds: bool = True) -> Table:
+def means_table(
+    title: str, metrics: Sequence[Column], models: Collection[str], means: Scores, kinds: bool = True
+) -> Table:
     """A rich table of mean scores (method -> metric -> value): one row per method (with its kind,
     model or baseline, when ``kinds``), columns headed by :func:`header`, the best of each in bold.
     The title stays on one line: the table is at least as wide as it, and a console narrower than
     the title cuts it with an ellipsis instead of wrapping it. Evaluation and validation both show it."""
-    table = Table("method", *(["kind"] if kinds else []), *(header(metric) for metric in metrics),
-                  title=Text(title, style="table.title", no_wrap=True, overflow="ellipsis"),
-                  min_width=cell_len(title))
+    table = Table(
+        "method",
+        *(["kind"] if kinds else []),
+        *(header(metric) for metric in metrics),
+        title=Text(title, style="table.title", no_wrap=True, overflow="ellipsis"),
+        min_width=cell_len(title),
+    )
     for method, kind, cells in score_rows(metrics, models, means):
         table.add_row(method, *([kind] if kinds else []), *(cell.markup for cell in cells))
     return table
@@ -106,8 +110,10 @@ def means_table(title: str, metrics: Sequence[Column], models: Collection[str], 
 def results_table(results: Results) -> Table:
     """Mean of each metric per method, the best of each column in bold."""
     settings = results.settings
-    title = (f"x{settings['scale']} {settings['task']} on {settings['images']} images "
-             f"({'Y channel' if settings['y_channel'] else 'RGB'}, border {settings['crop_border']})")
+    title = (
+        f"x{settings['scale']} {settings['task']} on {settings['images']} images "
+        f"({'Y channel' if settings['y_channel'] else 'RGB'}, border {settings['crop_border']})"
+    )
     means = {method: results.mean(method) for method in results.methods}
     return means_table(title, results.metrics, results.models, means)
 
@@ -174,16 +180,18 @@ def comparison_grid(sample: Sample) -> Image.Image:
     height, width = sample.target.shape[-2:]
     top, left, side = zoom_region(sample)
     zoom = max(1, width // side)
-    canvas = Image.new("RGB", (len(shown) * width + (len(shown) - 1) * GAP,
-                               LABEL_HEIGHT + height + GAP + side * zoom), "white")
+    canvas = Image.new(
+        "RGB", (len(shown) * width + (len(shown) - 1) * GAP, LABEL_HEIGHT + height + GAP + side * zoom), "white"
+    )
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(13)
     for index, (label, image) in enumerate(shown):
         x = index * (width + GAP)
         draw.text((x + 2, 2), label, fill="black", font=font)
         canvas.paste(to_pil(match_channels(image, 3)), (x, LABEL_HEIGHT))
-        draw.rectangle((x + left, LABEL_HEIGHT + top, x + left + side - 1, LABEL_HEIGHT + top + side - 1),
-                       outline=(255, 0, 0))
+        draw.rectangle(
+            (x + left, LABEL_HEIGHT + top, x + left + side - 1, LABEL_HEIGHT + top + side - 1), outline=(255, 0, 0)
+        )
         crop = to_pil(match_channels(image[..., top : top + side, left : left + side], 3))
         crop = crop.resize((side * zoom, side * zoom), Image.Resampling.NEAREST)
         canvas.paste(crop, (x + (width - side * zoom) // 2, LABEL_HEIGHT + height + GAP))
@@ -256,14 +264,18 @@ def _score_table(results: Results, scores: Scores) -> str:
     rows = []
     for method, kind, cells in score_rows(results.metrics, results.models, scores):
         shown = (f"<strong>{html.escape(c.text)}</strong>" if c.best else html.escape(c.text) for c in cells)
-        rows.append(f"<tr><th>{html.escape(method)}</th><td>{kind}</td>"
-                    + "".join(f"<td>{text}</td>" for text in shown) + "</tr>")
+        rows.append(
+            f"<tr><th>{html.escape(method)}</th><td>{kind}</td>"
+            + "".join(f"<td>{text}</td>" for text in shown)
+            + "</tr>"
+        )
     return f"<table><tr><th>method</th><th>kind</th>{head}</tr>{''.join(rows)}</table>"
 
 
 def _image_section(index: int, entry: ImageEntry, results: Results) -> str:
-    options = "".join(f'<option value="{position}">{html.escape(label)}</option>'
-                      for position, (label, _) in enumerate(entry.files))
+    options = "".join(
+        f'<option value="{position}">{html.escape(label)}</option>' for position, (label, _) in enumerate(entry.files)
+    )
     labels = [label for label, _ in entry.files]
     models = [i for i, label in enumerate(labels) if label in results.models]
     right = models[0] if models else len(labels) - 1
@@ -286,9 +298,6 @@ def _image_section(index: int, entry: ImageEntry, results: Results) -> str:
 </section>"""
 
 
-
-
-
 def _asset(name: str) -> str:
     """A file shipped in ``sr_toolkit/evaluation/assets`` (the page's stylesheet and script)."""
     assets = importlib.resources.files("sr_toolkit.evaluation").joinpath("assets")
@@ -301,14 +310,20 @@ def render_html(results: Results, entries: list[ImageEntry]) -> str:
     means = _score_table(results, {method: results.mean(method) for method in results.methods})
     notes = "".join(f"<li>{html.escape(note)}</li>" for note in results.notes)
     facts = [
-        ("data", settings["data"]), ("inputs", settings["inputs"]),
+        ("data", settings["data"]),
+        ("inputs", settings["inputs"]),
         ("scale", f"x{settings['scale']} ({settings['task']})"),
-        ("scored on", f"{'Y channel (BT.601, MATLAB rgb2ycbcr)' if settings['y_channel'] else 'RGB'}, "
-                      f"{settings['crop_border']} px border cropped, {settings['quantized']}"),
-        ("images", settings["images"]), ("device", settings["device"]),
+        (
+            "scored on",
+            f"{'Y channel (BT.601, MATLAB rgb2ycbcr)' if settings['y_channel'] else 'RGB'}, "
+            f"{settings['crop_border']} px border cropped, {settings['quantized']}",
+        ),
+        ("images", settings["images"]),
+        ("device", settings["device"]),
     ]
-    facts_html = "".join(f"<tr><th>{html.escape(key)}</th><td>{html.escape(str(value))}</td></tr>"
-                         for key, value in facts)
+    facts_html = "".join(
+        f"<tr><th>{html.escape(key)}</th><td>{html.escape(str(value))}</td></tr>" for key, value in facts
+    )
     payload = {"images": [{"name": entry.name, "files": entry.files} for entry in entries]}
     data = json.dumps(payload).replace("<", "\\u003c")
     sections = "".join(_image_section(index, entry, results) for index, entry in enumerate(entries))
@@ -325,7 +340,7 @@ def render_html(results: Results, entries: list[ImageEntry]) -> str:
 <table class="settings">{facts_html}</table>
 <h2>Mean scores</h2>
 {means}
-{f'<h3>Notes</h3><ul class="notes">{notes}</ul>' if notes else ''}
+{f'<h3>Notes</h3><ul class="notes">{notes}</ul>' if notes else ""}
 {sections}
 <pre id="selftest"></pre>
 <script type="application/json" id="report-data">{data}</script>

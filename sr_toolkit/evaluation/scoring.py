@@ -113,9 +113,15 @@ class Column:
         return float(self.metric(output, target).item())
 
 
-def build_columns(names: Iterable[str], y_channel: bool, crop_border: int, notes: list[str],
-                  options: Mapping[str, Mapping[str, Any]] | None = None,
-                  hints: Mapping[str, str] | None = None, device: torch.device | None = None) -> list[Column]:
+def build_columns(
+    names: Iterable[str],
+    y_channel: bool,
+    crop_border: int,
+    notes: list[str],
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    hints: Mapping[str, str] | None = None,
+    device: torch.device | None = None,
+) -> list[Column]:
     """The metrics ``names`` (registry names, duplicates dropped) built with the scoring options.
 
     ``options`` maps a metric name to extra constructor arguments (e.g. LPIPS's ``net``); ``y_channel``
@@ -130,8 +136,10 @@ def build_columns(names: Iterable[str], y_channel: bool, crop_border: int, notes
     for name in dict.fromkeys(names):
         factory = METRICS.get(name).factory
         if not (isinstance(factory, type) and issubclass(factory, Metric)):
-            raise RegistryError(f"metric '{name}' ({factory.__module__}.{factory.__qualname__}) is not a "
-                                "subclass of sr_toolkit.evaluation.scoring.Metric")
+            raise RegistryError(
+                f"metric '{name}' ({factory.__module__}.{factory.__qualname__}) is not a "
+                "subclass of sr_toolkit.evaluation.scoring.Metric"
+            )
         accepted = parameters(factory)
         given = {"y_channel": y_channel, "crop_border": crop_border, **(options or {}).get(name, {})}
         spec = {"type": name, **{key: value for key, value in given.items() if accepted is None or key in accepted}}
@@ -153,8 +161,10 @@ def validation_metrics_problem(names: list[str]) -> str | None:
     and ``psnr`` must be among them (training keeps the model of the best validation PSNR)."""
     unknown = [name for name in names if name not in METRICS]
     if unknown:
-        return (f"unknown metric {', '.join(map(repr, unknown))}; choose from {', '.join(METRICS.names())} "
-                "(or add the module that registers it to 'plugins:')")
+        return (
+            f"unknown metric {', '.join(map(repr, unknown))}; choose from {', '.join(METRICS.names())} "
+            "(or add the module that registers it to 'plugins:')"
+        )
     if "psnr" not in names:
         return "must include 'psnr' (training keeps the model of the best validation PSNR)"
     return None
@@ -163,8 +173,10 @@ def validation_metrics_problem(names: list[str]) -> str | None:
 def too_small_note(column: Column, images: list[str], total: int) -> str:
     """The note for the images a column could not score (smaller than its ``min_side``)."""
     rest = "its mean covers the other images" if len(images) < total else "no mean"
-    return (f"{column.name}: not computed for {len(images)} of {total} images whose shorter side "
-            f"(after crop_border) is under {column.metric.min_side} px: {', '.join(images)}; {rest}")
+    return (
+        f"{column.name}: not computed for {len(images)} of {total} images whose shorter side "
+        f"(after crop_border) is under {column.metric.min_side} px: {', '.join(images)}; {rest}"
+    )
 
 
 @dataclass
@@ -215,5 +227,4 @@ class Results:
 
 
 def _finite(values: dict[str, float | None]) -> dict[str, float | None]:
-    return {key: value if value is not None and math.isfinite(value) else None
-            for key, value in values.items()}
+    return {key: value if value is not None and math.isfinite(value) else None for key, value in values.items()}

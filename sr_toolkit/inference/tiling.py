@@ -182,8 +182,9 @@ def forward_tiled(
                 shape = (x.shape[0], result.shape[1], height * scale, width * scale)
                 out = torch.empty(shape, dtype=x.dtype, device=x.device)
             top, left = (rows.start - rows.read_start) * scale, (cols.start - cols.read_start) * scale
-            kept = result[..., top : top + (rows.stop - rows.start) * scale,
-                          left : left + (cols.stop - cols.start) * scale]
+            kept = result[
+                ..., top : top + (rows.stop - rows.start) * scale, left : left + (cols.stop - cols.start) * scale
+            ]
             target = out[..., rows.start * scale : rows.stop * scale, cols.start * scale : cols.stop * scale]
             target.copy_(cast_pixels(kept, out.dtype))
             if on_tile is not None:

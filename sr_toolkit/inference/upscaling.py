@@ -43,8 +43,21 @@ from sr_toolkit.core.model_file import load_model
 from sr_toolkit.core.resize import imresize
 from sr_toolkit.inference.tiling import auto_tile, cast_pixels, forward_tiled, padded_size
 
-__all__ = ["MEMORY_SHARE", "GrayNetwork", "MemoryPlan", "available_memory", "bytes_per_output_pixel", "fill_hidden",
-           "half_dtype", "is_out_of_memory", "load_model", "plan_memory", "prepare", "upscale", "upscale_batch"]
+__all__ = [
+    "MEMORY_SHARE",
+    "GrayNetwork",
+    "MemoryPlan",
+    "available_memory",
+    "bytes_per_output_pixel",
+    "fill_hidden",
+    "half_dtype",
+    "is_out_of_memory",
+    "load_model",
+    "plan_memory",
+    "prepare",
+    "upscale",
+    "upscale_batch",
+]
 
 ImageLike = TypeVar("ImageLike", Tensor, Image.Image)
 
@@ -71,8 +84,7 @@ def half_dtype(contract: ModelContract, device: torch.device) -> torch.dtype:
     for dtype in preferred:
         if supported[dtype]:
             return dtype
-    raise ValueError(f"model '{contract.architecture}' runs in neither float16 nor bfloat16: "
-                     "leave out half precision")
+    raise ValueError(f"model '{contract.architecture}' runs in neither float16 nor bfloat16: leave out half precision")
 
 
 def prepare(model: nn.Module, device: str | torch.device = "cpu", half: bool = False) -> nn.Module:
@@ -151,8 +163,9 @@ class LiveBytes(TorchFunctionMode):
         self.peak = 0
         self._watched: dict[int, weakref.finalize] = {}
 
-    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (),
-                           kwargs: dict | None = None) -> Any:
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
         result = func(*args, **(kwargs or {}))
         for value in result if isinstance(result, (tuple, list)) else (result,):
             if isinstance(value, Tensor) and value.layout == torch.strided:
@@ -211,8 +224,15 @@ class MemoryPlan(NamedTuple):
     available: int
 
 
-def plan_memory(model: nn.Module, height: int, width: int, *, device: str | torch.device,
-                bytes_per_pixel: float, overlap: int | None = None) -> MemoryPlan:
+def plan_memory(
+    model: nn.Module,
+    height: int,
+    width: int,
+    *,
+    device: str | torch.device,
+    bytes_per_pixel: float,
+    overlap: int | None = None,
+) -> MemoryPlan:
     """The tile to run a ``height`` x ``width`` image in so that one pass fits in :data:`MEMORY_SHARE`
     of :func:`available_memory` on ``device``, at ``bytes_per_pixel`` (:func:`bytes_per_output_pixel`);
     None (one pass) when the whole image fits, or when tiling could change the result (see
@@ -250,22 +270,26 @@ def upscale_batch(
     Raises ValueError for another shape, and for a model whose contract is not RGB in and out.
     """
     if images.dim() != 4 or not 1 <= images.shape[1] <= 4:
-        raise ValueError("expected (N, C, H, W) images with 1 to 4 channels (gray, gray + alpha, RGB, RGBA), "
-                         f"got shape {tuple(images.shape)}")
+        raise ValueError(
+            "expected (N, C, H, W) images with 1 to 4 channels (gray, gray + alpha, RGB, RGBA), "
+            f"got shape {tuple(images.shape)}"
+        )
     contract = contract_of(model)
     if (contract.input_channels, contract.output_channels) != (3, 3):
-        raise ValueError(f"model '{contract.architecture}' maps {contract.input_channels} channels to "
-                         f"{contract.output_channels}; images are upscaled by RGB models (3 to 3)")
+        raise ValueError(
+            f"model '{contract.architecture}' maps {contract.input_channels} channels to "
+            f"{contract.output_channels}; images are upscaled by RGB models (3 to 3)"
+        )
     batch, channels, height, width = images.shape
     if out is None:
-        out = torch.empty((batch, channels, height * scale, width * scale), dtype=images.dtype,
-                          device=images.device)
+        out = torch.empty((batch, channels, height * scale, width * scale), dtype=images.dtype, device=images.device)
     colour, alpha = split_alpha(images)
     network = model if colour.shape[1] == 3 else GrayNetwork(model)
     if alpha is not None:
         colour = fill_hidden(colour, alpha)
-    forward_tiled(network, colour, scale=scale, tile=tile, overlap=overlap, on_tile=on_tile,
-                  out=out[:, : colour.shape[1]])
+    forward_tiled(
+        network, colour, scale=scale, tile=tile, overlap=overlap, on_tile=on_tile, out=out[:, : colour.shape[1]]
+    )
     if alpha is not None:
         alpha = alpha.float()
         if scale > 1:
@@ -274,9 +298,7 @@ def upscale_batch(
     return out.clamp_(0, 1) if out.is_floating_point() else out
 
 
-def upscale(
-    model: nn.Module, image: ImageLike, *, tile: int | None = None, overlap: int | None = None
-) -> ImageLike:
+def upscale(model: nn.Module, image: ImageLike, *, tile: int | None = None, overlap: int | None = None) -> ImageLike:
     """Upscale (or restore) one image, or a batch, with ``model``; returns the same kind of image.
 
     ``image``: a float tensor in [0, 1], (C, H, W) or (N, C, H, W) with C = 1 (gray), 2 (gray, alpha),
@@ -308,5 +330,3 @@ def _to_pil(pixels: Tensor, bits: int) -> Image.Image:
     """(C, H, W) values in [0, 1] as a PIL image: 16-bit (I;16) when ``bits`` is 16 and C is 1, else 8-bit."""
     dtype = torch.uint16 if bits == 16 and pixels.shape[0] == 1 else torch.uint8
     return pil_image(cast_pixels(pixels, dtype).permute(1, 2, 0).cpu().numpy())
-
-

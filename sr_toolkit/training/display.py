@@ -53,8 +53,9 @@ def validation_line(step: int, result: ValidationResult) -> str:
     record = result.record()
 
     def scores(prefix: str) -> str:
-        return ", ".join(f"{metric.label} {format_value(metric, record[f'val/{prefix}{metric.name}'])}"
-                         for metric in result.metrics)
+        return ", ".join(
+            f"{metric.label} {format_value(metric, record[f'val/{prefix}{metric.name}'])}" for metric in result.metrics
+        )
 
     return f"validation at step {step}: {scores('')} ({result.baseline}: {scores('baseline_')})"
 
@@ -62,16 +63,23 @@ def validation_line(step: int, result: ValidationResult) -> str:
 class TrainingDisplay:
     """The progress of one run, for the main process (``enabled``); other processes show nothing."""
 
-    def __init__(self, console: Console, enabled: bool, max_steps: int, step: int,
-                 every: float = PLAIN_EVERY_SECONDS) -> None:
+    def __init__(
+        self, console: Console, enabled: bool, max_steps: int, step: int, every: float = PLAIN_EVERY_SECONDS
+    ) -> None:
         self.console = console
         self.plain = enabled and not console.is_terminal
         self.every = every
         self.last_line = -math.inf
         self.bar = _BarWithNote(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:.2f} steps/s"), TextColumn("loss {task.fields[loss]:.4g}"),
-            TimeRemainingColumn(), console=console, disable=not enabled or self.plain, refresh_per_second=2,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:.2f} steps/s"),
+            TextColumn("loss {task.fields[loss]:.4g}"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not enabled or self.plain,
+            refresh_per_second=2,
         )
         self.task = self.bar.add_task("training", total=max_steps, completed=step, loss=math.nan, rate=0.0)
 
@@ -91,8 +99,15 @@ class TrainingDisplay:
         now = time.monotonic()
         if self.plain and now - self.last_line >= self.every:
             self.last_line = now
-            log.info("step %d/%d  loss %.4g  lr %.3g  %.2f steps/s  %s left", record["step"], total,
-                     record["loss"], record["lr"], rate, format_seconds(seconds_left))
+            log.info(
+                "step %d/%d  loss %.4g  lr %.3g  %.2f steps/s  %s left",
+                record["step"],
+                total,
+                record["loss"],
+                record["lr"],
+                rate,
+                format_seconds(seconds_left),
+            )
 
     def validated(self, line: str) -> None:
         """One validation's line: logged off a terminal, shown under the bar on one."""

@@ -67,8 +67,10 @@ class Trainer:
         self.train_cfg = recipe["train"]
         self.folder = RunFolder(recipe["output_dir"])
         if self.train_cfg["tensorboard"] and not tensorboard_installed():
-            raise SrToolkitError("train.tensorboard: true needs TensorBoard's writer: pip install tensorboard "
-                                 "(or set train.tensorboard: false)")
+            raise SrToolkitError(
+                "train.tensorboard: true needs TensorBoard's writer: pip install tensorboard "
+                "(or set train.tensorboard: false)"
+            )
         threads = configure_threads()
         cpu = use_cpu()
         self.precision = choose_precision(self.train_cfg["mixed_precision"], PartialState(cpu=cpu).device)
@@ -91,8 +93,10 @@ class Trainer:
         self.train_set = DATASETS.build(data["train"], where="data.train")
         self.val_set = DATASETS.build(data["val"], where="data.val") if data["val"] else None
         if recipe["degradation"] and "input" in self.train_set[0] and self.main:
-            log.info("data.train gives its own inputs (%s): the degradation list is not applied to them",
-                     data["train"]["type"])
+            log.info(
+                "data.train gives its own inputs (%s): the degradation list is not applied to them",
+                data["train"]["type"],
+            )
         resume_path = checkpoint_to_resume(resume, self.folder)
         set_seed(recipe["seed"])
         self.model = MODELS.build_image_model(recipe["model"], where="model")
@@ -106,12 +110,14 @@ class Trainer:
             self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         else:
             self.model, self.gan.discriminator, self.optimizer, self.gan.optimizer = self.accelerator.prepare(
-                self.model, self.gan.discriminator, self.optimizer, self.gan.optimizer)
+                self.model, self.gan.discriminator, self.optimizer, self.gan.optimizer
+            )
         self.state = Counters()
         self.progress = RunProgress(self.train_cfg["max_steps"], parse_duration(self.train_cfg["max_time"]))
         self.watch = NonFiniteWatch(self.device)
-        self.updates = Updates(self.accelerator, self.watch, self.train_cfg["on_nonfinite"],
-                               self.train_cfg["grad_clip"])
+        self.updates = Updates(
+            self.accelerator, self.watch, self.train_cfg["on_nonfinite"], self.train_cfg["grad_clip"]
+        )
         self.consecutive_skips = 0
         self.last_validation: tuple[int, ValidationResult | None] | None = None
         self.stopped_by: int | None = None  # the signal number that stopped the last fit, if one did
@@ -150,8 +156,7 @@ class Trainer:
     def _batches(self) -> Iterator[dict[str, Any]]:
         cfg = self.recipe["data"]
         start = self.state.step * self.micro_batches
-        sampler = DrawSampler(cfg["batch_size"], start, self.accelerator.process_index,
-                              self.accelerator.num_processes)
+        sampler = DrawSampler(cfg["batch_size"], start, self.accelerator.process_index, self.accelerator.num_processes)
         return training_batches(self.train_set, sampler, cfg["num_workers"], self.device)
 
     # ---------------------------------------------------------------------------- the loop
@@ -198,11 +203,19 @@ class Trainer:
     def _announce_limits(self) -> None:
         cfg = self.train_cfg
         if self.main:
-            log.info("precision: %s%s (%s)", self.precision.mixed_precision,
-                     " + channels_last" if self.precision.channels_last else "", self.precision.reason)
-            log.info("training until step %d (train.max_steps)%s", cfg["max_steps"],
-                     f" or {cfg['max_time']} of training (train.max_time), whichever comes first"
-                     if self.progress.budget else "")
+            log.info(
+                "precision: %s%s (%s)",
+                self.precision.mixed_precision,
+                " + channels_last" if self.precision.channels_last else "",
+                self.precision.reason,
+            )
+            log.info(
+                "training until step %d (train.max_steps)%s",
+                cfg["max_steps"],
+                f" or {cfg['max_time']} of training (train.max_time), whichever comes first"
+                if self.progress.budget
+                else "",
+            )
 
     def _time_to_stop(self, stop: StopSignal, elapsed: float) -> bool:
         """Whether a stop signal came, or the next step would start past the time budget (keeping the
@@ -225,13 +238,18 @@ class Trainer:
             rates.append((self.gan.optimizer, self.recipe["gan"]["optimizer"]["lr"]))
         return rates
 
-    def _log_step(self, loss: torch.Tensor, parts: dict[str, torch.Tensor], lr_scale: float,
-                  display: TrainingDisplay, pace: Pace) -> None:
+    def _log_step(
+        self, loss: torch.Tensor, parts: dict[str, torch.Tensor], lr_scale: float, display: TrainingDisplay, pace: Pace
+    ) -> None:
         """Log the step's losses and rate (a record, TensorBoard, the display's line and estimate)."""
         cfg, step = self.train_cfg, self.state.step
         self._check_finite()
-        record = {"step": step, "loss": loss.item(), "lr": self.recipe["optimizer"]["lr"] * lr_scale,
-                  "time": round(self.state.elapsed, 3)}
+        record = {
+            "step": step,
+            "loss": loss.item(),
+            "lr": self.recipe["optimizer"]["lr"] * lr_scale,
+            "time": round(self.state.elapsed, 3),
+        }
         record.update({f"loss/{k}": v.item() for k, v in parts.items()})
         if cfg["on_nonfinite"] == "skip":
             record["skipped_steps"] = self.state.skipped
@@ -265,9 +283,13 @@ class Trainer:
         elif step >= cfg["max_steps"]:
             log.info("reached train.max_steps (%d): finishing", cfg["max_steps"])
         elif step == first_step:
-            log.warning("the time budget (train.max_time: %s) was already used by the run resumed at step %d: "
-                        "nothing to train; give it more with --resume train.max_time=DURATION (more than %s)",
-                        cfg["max_time"], step, cfg["max_time"])
+            log.warning(
+                "the time budget (train.max_time: %s) was already used by the run resumed at step %d: "
+                "nothing to train; give it more with --resume train.max_time=DURATION (more than %s)",
+                cfg["max_time"],
+                step,
+                cfg["max_time"],
+            )
         else:
             log.info("time budget of %s used at step %d: finishing", cfg["max_time"], step)
 
@@ -280,8 +302,9 @@ class Trainer:
             loss, parts = self._pixel_step(batches)
         else:
             pairs = (self._inputs(next(batches), micro) for micro in range(self.micro_batches))
-            loss, parts = self.gan.update(self.state.step, pairs, self.model, self.criterion, self.optimizer,
-                                          self.updates)
+            loss, parts = self.gan.update(
+                self.state.step, pairs, self.model, self.criterion, self.optimizer, self.updates
+            )
         if self.updates.skipped:
             self._count_skip()
         else:
@@ -313,14 +336,19 @@ class Trainer:
         assert culprit is not None, "a skipped update has a non-finite value"
         name, first = culprit
         if self.main:
-            log.warning("step %d: %s was NaN or inf: update skipped (%d skipped in all)", self.state.step + 1,
-                        describe(name), self.state.skipped)
+            log.warning(
+                "step %d: %s was NaN or inf: update skipped (%d skipped in all)",
+                self.state.step + 1,
+                describe(name),
+                self.state.skipped,
+            )
         limit = self.train_cfg["max_consecutive_skips"]
         if self.consecutive_skips >= limit:
             raise TrainingDiverged(
                 f"{describe(name)} was NaN or inf in {limit} steps in a row (from step {first}, "
                 f"train.max_consecutive_skips: {limit}); training stopped; {self._last_good()}; "
-                "try a lower optimizer.lr, train.grad_clip, or mixed_precision: no")
+                "try a lower optimizer.lr, train.grad_clip, or mixed_precision: no"
+            )
 
     def _inputs(self, batch: dict[str, Any], micro: int) -> tuple[torch.Tensor, torch.Tensor]:
         target = batch["target"].to(self.device, non_blocking=True)
@@ -348,7 +376,8 @@ class Trainer:
         name, step = found
         raise TrainingDiverged(
             f"{describe(name)} became NaN or inf at step {step}; training stopped and {self._last_good()}; "
-            "try a lower optimizer.lr, train.grad_clip, mixed_precision: no, or train.on_nonfinite: skip")
+            "try a lower optimizer.lr, train.grad_clip, mixed_precision: no, or train.on_nonfinite: skip"
+        )
 
     # --------------------------------------------------------------- validation and output
     def _eval_model(self) -> torch.nn.Module:
@@ -373,8 +402,16 @@ class Trainer:
     def _validate_and_log(self) -> ValidationResult | None:
         result = None
         if self.main and self.val_set is not None:
-            result = validate(self._eval_model(), self.val_set, self.degrade, self.recipe, self.device,
-                              self.accelerator.autocast, self.folder.samples, self.state.step)
+            result = validate(
+                self._eval_model(),
+                self.val_set,
+                self.degrade,
+                self.recipe,
+                self.device,
+                self.accelerator.autocast,
+                self.folder.samples,
+                self.state.step,
+            )
             record = {"step": self.state.step, **result.record()}
             self._log(record)
             plot_curves(self.folder.records(), self.folder.curves)
@@ -388,8 +425,10 @@ class Trainer:
         if self.main:
             self.folder.log(record)
             if self.train_cfg["tensorboard"]:
-                self.accelerator.log({k: v for k, v in record.items() if k != "step" and
-                                      isinstance(v, (int, float))}, step=record["step"])
+                self.accelerator.log(
+                    {k: v for k, v in record.items() if k != "step" and isinstance(v, (int, float))},
+                    step=record["step"],
+                )
 
     def _finish(self, stop: StopSignal) -> ValidationResult | None:
         """Save the trained state first (checkpoint and model file), then the final validation."""
@@ -408,8 +447,7 @@ class Trainer:
             if result is not None:
                 if not self.console.is_terminal and not validated_before:  # a line for batch logs, as in training
                     log.info("%s", validation_line(self.state.step, result))
-                self.console.print(result.table(f"{self.recipe['name']}: validation after "
-                                                f"{self.state.step} steps"))
+                self.console.print(result.table(f"{self.recipe['name']}: validation after {self.state.step} steps"))
             log.info("run folder: %s", self.folder.root)
         self.accelerator.end_training()
         return result
@@ -429,8 +467,11 @@ class Trainer:
     def _save_checkpoint(self, path: Path) -> None:
         if not self.main:
             return
-        meta = {**asdict(self.state), "progress": self.progress(self.state.step, self.state.elapsed),
-                "recipe": self.recipe}
+        meta = {
+            **asdict(self.state),
+            "progress": self.progress(self.state.step, self.state.elapsed),
+            "recipe": self.recipe,
+        }
         checkpoint.save_state(path, *self._checkpointed(), meta)
 
     def _load(self, path: Path) -> None:
@@ -456,9 +497,12 @@ class Trainer:
         if changed:
             self.progress.anchor = (progress, self.state.step, self.state.elapsed)
         if self.main and self.progress.budget:
-            log.info("time budget: %s of training in all (train.max_time, counted across resumes), %s used%s",
-                     self.train_cfg["max_time"], format_seconds(self.state.elapsed),
-                     f"; the schedule goes on from {progress:.0%} done" if changed else "")
+            log.info(
+                "time budget: %s of training in all (train.max_time, counted across resumes), %s used%s",
+                self.train_cfg["max_time"],
+                format_seconds(self.state.elapsed),
+                f"; the schedule goes on from {progress:.0%} done" if changed else "",
+            )
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ class AdversarialLoss(nn.Module):
         raise NotImplementedError
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        raise TypeError(f"{type(self).__name__} is an adversarial loss: set it as gan.adversarial, "
-                        "not in the loss list")
+        raise TypeError(
+            f"{type(self).__name__} is an adversarial loss: set it as gan.adversarial, not in the loss list"
+        )
 
 
 def r1_penalty(discriminator: nn.Module, real: torch.Tensor) -> torch.Tensor:
@@ -111,9 +112,15 @@ class GanParts:
         adversarial = LOSSES.build(cfg["adversarial"], where="gan.adversarial")
         return cls(discriminator, adversarial.to(device), build_optimizer(cfg["optimizer"], discriminator), cfg)
 
-    def update(self, step: int, pairs: Iterator[tuple[torch.Tensor, torch.Tensor]], generator: nn.Module,
-               criterion: WeightedLoss, optimizer: torch.optim.Optimizer,
-               updates: Updates) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def update(
+        self,
+        step: int,
+        pairs: Iterator[tuple[torch.Tensor, torch.Tensor]],
+        generator: nn.Module,
+        criterion: WeightedLoss,
+        optimizer: torch.optim.Optimizer,
+        updates: Updates,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One GAN step after ``step`` steps: a discriminator update on each (inputs, target) of ``pairs``
         (``d_steps`` of them; none during warm-up), then one generator update on the last. Returns the
         generator's loss and the logged parts: its terms, D's loss and its mean logits on real and fake."""
@@ -124,15 +131,23 @@ class GanParts:
             if not adversarial_on:
                 continue
             with updates.accelerator.autocast():  # also covers the content loss's VGG, not only the networks
-                d_loss, result = discriminator_step(generator, self.discriminator, self.adversarial, inputs,
-                                                    target, cfg["r1_weight"])
+                d_loss, result = discriminator_step(
+                    generator, self.discriminator, self.adversarial, inputs, target, cfg["r1_weight"]
+                )
             updates.backward(d_loss, {"d_loss": result.loss})
             updates.apply(self.optimizer, self.discriminator, "d_gradients", clip=False)
             d_parts = {"d_loss": result.loss, "d_real": result.real_mean, "d_fake": result.fake_mean}
         self.discriminator.requires_grad_(False)
         with updates.accelerator.autocast():
-            loss, parts = generator_step(generator, self.discriminator if adversarial_on else None,
-                                         criterion, self.adversarial, cfg["weight"], inputs, target)
+            loss, parts = generator_step(
+                generator,
+                self.discriminator if adversarial_on else None,
+                criterion,
+                self.adversarial,
+                cfg["weight"],
+                inputs,
+                target,
+            )
         updates.backward(loss, parts)
         self.discriminator.requires_grad_(True)
         updates.apply(optimizer, generator, GRADIENTS, clip=True)

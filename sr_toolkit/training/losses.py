@@ -44,9 +44,7 @@ class WeightedLoss(nn.Module):
             name = f"{base}_{count}"
         return name
 
-    def forward(
-        self, output: torch.Tensor, target: torch.Tensor
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         total = output.new_zeros(())
         parts = {}
         for name, weight, term in zip(self.names, self.weights, self.terms):

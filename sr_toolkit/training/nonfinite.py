@@ -18,8 +18,11 @@ GRADIENTS = "gradients"
 
 def describe(name: str) -> str:
     """``name`` as the error message says it: ``loss term 'l1'``, ``the gradients``..."""
-    special = {GRADIENTS: "the gradients", "d_loss": "the discriminator's loss",
-               "d_gradients": "the discriminator's gradients"}
+    special = {
+        GRADIENTS: "the gradients",
+        "d_loss": "the discriminator's loss",
+        "d_gradients": "the discriminator's gradients",
+    }
     return special.get(name, f"loss term '{name}'")
 
 

@@ -37,8 +37,13 @@ def plot_smoothed(axis: Axes, steps: Sequence[int], values: Sequence[float], lab
     """``values`` against ``steps`` as a faint raw line and its centred rolling mean on top, the
     legend saying which smoothing and window."""
     (raw,) = axis.plot(steps, values, lw=0.8, alpha=0.35, label="raw")
-    axis.plot(steps, rolling_mean(values, SMOOTHING_WINDOW), lw=1.5, color=raw.get_color(),
-              label=f"centred mean of {SMOOTHING_WINDOW} logged values")
+    axis.plot(
+        steps,
+        rolling_mean(values, SMOOTHING_WINDOW),
+        lw=1.5,
+        color=raw.get_color(),
+        label=f"centred mean of {SMOOTHING_WINDOW} logged values",
+    )
     axis.set(xlabel="step", ylabel=label)
     axis.legend()
 
@@ -47,8 +52,7 @@ def plot_validation(axis: Axes, val: Sequence[dict[str, Any]]) -> None:
     """Validation PSNR of the model against steps, the latest baseline PSNR as a dashed line."""
     if val:
         axis.plot([r["step"] for r in val], [r["val/psnr"] for r in val], marker="o", label="model")
-        axis.axhline(val[-1]["val/baseline_psnr"], color="gray", ls="--",
-                     label=val[-1].get("baseline", "baseline"))
+        axis.axhline(val[-1]["val/baseline_psnr"], color="gray", ls="--", label=val[-1].get("baseline", "baseline"))
         axis.legend()
     axis.set(xlabel="step", ylabel="validation PSNR (dB)")
 
@@ -65,8 +69,9 @@ def curves_figure(records: Sequence[dict[str, Any]]) -> Figure:
     plot_smoothed(loss_axis, [r["step"] for r in train], [r["loss"] for r in train], "training loss")
     loss_axis.set_yscale("log" if train else "linear")
     if adversarial:
-        plot_smoothed(axes[0][1], [r["step"] for r in adversarial], [r[D_LOSS] for r in adversarial],
-                      "discriminator loss")
+        plot_smoothed(
+            axes[0][1], [r["step"] for r in adversarial], [r[D_LOSS] for r in adversarial], "discriminator loss"
+        )
     plot_validation(psnr_axis, val)
     figure.tight_layout()
     return figure

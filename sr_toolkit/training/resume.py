@@ -67,8 +67,12 @@ def flat_spec(where: str, spec: dict[str, Any] | None) -> dict[str, Any]:
 def run_kind(recipe: dict[str, Any]) -> dict[str, Any]:
     """What a checkpoint can only be resumed with, key by key: scale, task, and every argument of the
     model and of the discriminator (``model.channels``...)."""
-    return {"scale": recipe.get("scale"), "task": recipe.get("task"), **flat_spec("model", recipe.get("model")),
-            **flat_spec("gan.discriminator", recipe.get("gan", {}).get("discriminator"))}
+    return {
+        "scale": recipe.get("scale"),
+        "task": recipe.get("task"),
+        **flat_spec("model", recipe.get("model")),
+        **flat_spec("gan.discriminator", recipe.get("gan", {}).get("discriminator")),
+    }
 
 
 def first_difference(ours: dict[str, Any], theirs: dict[str, Any]) -> tuple[str, Any, Any] | None:
@@ -87,7 +91,8 @@ def check_resumable(path: Path, recipe: dict[str, Any], saved: dict[str, Any]) -
         key, ours, theirs = differs
         raise CheckpointError(
             f"--resume: {path} was trained with {key} = {theirs}, this recipe has {ours}; "
-            "resume with the run's own recipe.yaml, or start a new run (another name)")
+            "resume with the run's own recipe.yaml, or start a new run (another name)"
+        )
 
 
 def check_same_model(path: Path, model: dict[str, Any], saved: dict[str, Any] | None) -> None:
@@ -96,4 +101,5 @@ def check_same_model(path: Path, model: dict[str, Any], saved: dict[str, Any] | 
     if differs:
         key, ours, theirs = differs
         raise CheckpointError(
-            f"gan.init_from: {path} holds a model with {key} = {theirs}, this recipe trains {key} = {ours}")
+            f"gan.init_from: {path} holds a model with {key} = {theirs}, this recipe trains {key} = {ours}"
+        )

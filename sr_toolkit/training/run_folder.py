@@ -55,8 +55,11 @@ class RunFolder:
 
     def step_checkpoints(self) -> list[Path]:
         """Periodic checkpoints, oldest first."""
-        found = [(int(match.group(1)), p) for p in self.checkpoints.glob("step_*.safetensors")
-                 if (match := CHECKPOINT_PATTERN.fullmatch(p.name))]
+        found = [
+            (int(match.group(1)), p)
+            for p in self.checkpoints.glob("step_*.safetensors")
+            if (match := CHECKPOINT_PATTERN.fullmatch(p.name))
+        ]
         return [p for _, p in sorted(found, key=lambda pair: pair[0])]
 
     def prune_checkpoints(self, keep: int) -> None:

@@ -22,8 +22,9 @@ class Updates:
     or inf, no further update of that step is applied and :attr:`skipped` is set.
     """
 
-    def __init__(self, accelerator: Accelerator, watch: NonFiniteWatch, on_nonfinite: str,
-                 grad_clip: float | None) -> None:
+    def __init__(
+        self, accelerator: Accelerator, watch: NonFiniteWatch, on_nonfinite: str, grad_clip: float | None
+    ) -> None:
         self.accelerator = accelerator
         self.watch = watch
         self.on_nonfinite = on_nonfinite

@@ -50,8 +50,9 @@ def validation_metrics(y_channel: bool, crop_border: int, names: Sequence[str] =
 
 
 @functools.lru_cache(maxsize=4)
-def _built_metrics(names: tuple[str, ...], factories: tuple[Any, ...], y_channel: bool,
-                   crop_border: int) -> list[Column]:
+def _built_metrics(
+    names: tuple[str, ...], factories: tuple[Any, ...], y_channel: bool, crop_border: int
+) -> list[Column]:
     """Metrics built once per setting (the factories are part of the key: a name registered anew is
     built anew), so each validation reuses LPIPS's network and warns about missing weights once."""
     notes: list[str] = []
@@ -90,8 +91,10 @@ class ValidationResult:
         """A rich table: one row per method, columns headed as evaluation heads them, the better
         value in bold. The title stays on one line: the table is at least as wide as it, and a
         console narrower than the title cuts it with an ellipsis instead of wrapping it."""
-        means = {method: {metric.name: self.mean(prefix + metric.name) for metric in self.metrics}
-                 for method, prefix in ((self.baseline, "baseline_"), (MODEL, ""))}
+        means = {
+            method: {metric.name: self.mean(prefix + metric.name) for metric in self.metrics}
+            for method, prefix in ((self.baseline, "baseline_"), (MODEL, ""))
+        }
         return means_table(title, self.metrics, (MODEL,), means, kinds=False)
 
 
@@ -106,8 +109,14 @@ def baseline(inputs: torch.Tensor, task: str, scale: int) -> torch.Tensor:
     return baseline_output(baseline_name(task, scale), inputs, scale)
 
 
-def sample_grid(name: str, inputs: torch.Tensor, reference: torch.Tensor, output: torch.Tensor,
-                target: torch.Tensor, baseline_label: str) -> Image.Image:
+def sample_grid(
+    name: str,
+    inputs: torch.Tensor,
+    reference: torch.Tensor,
+    output: torch.Tensor,
+    target: torch.Tensor,
+    baseline_label: str,
+) -> Image.Image:
     """Evaluation's labelled comparison grid for one image: input (nearest-upscaled to the target's
     size) | baseline | model | ground truth, the input shown once when it is the baseline, with the
     square where model and baseline differ most outlined and zoomed below.
@@ -144,8 +153,10 @@ def validate(
     task, scale = recipe["task"], recipe["scale"]
     options = recipe["validation"]
     count = len(dataset) if options["max_images"] is None else min(options["max_images"], len(dataset))
-    result = ValidationResult(baseline_name(task, scale), validation_metrics(
-        options["y_channel"], options["crop_border"], tuple(options["metrics"])))
+    result = ValidationResult(
+        baseline_name(task, scale),
+        validation_metrics(options["y_channel"], options["crop_border"], tuple(options["metrics"])),
+    )
     was_training = model.training
     model.eval()
     for index in range(count):
@@ -166,7 +177,8 @@ def validate(
             result.add(f"baseline_{metric.name}", metric.score(reference, target))
         if samples_dir is not None and index < options["samples"]:
             shown_input, shown_reference, shown_output, shown_target = (
-                x[0].cpu() for x in (inputs, reference, output, target))
+                x[0].cpu() for x in (inputs, reference, output, target)
+            )
             name = str(item["name"])
             grid = sample_grid(name, shown_input, shown_reference, shown_output, shown_target, result.baseline)
             save_grid(grid, samples_dir / f"step_{step:07d}_{Path(name).stem}.png")
