@@ -11,6 +11,7 @@ import pytest
 from test_engine import TINY_RECIPE, train
 
 from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.training import engine
 from sr_toolkit.training.schedule import RunProgress
 
 
@@ -30,9 +31,23 @@ def records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+class FakeClock:
+    """``time`` for the engine: ``perf_counter`` advances a fixed tick per call, so a time budget ends
+    after the same steps on any machine, however loaded (a real 2 s budget gave a few slow steps under
+    load, the last of them far from the schedule's end)."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 0.0, tick
+
+    def perf_counter(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
 def test_a_used_budget_trains_no_more_and_a_larger_one_goes_on_smoothly(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(engine, "time", FakeClock(tick=0.02))
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY_RECIPE + f"output_dir: {tmp_path / 'run'}\n")
     budget = (
