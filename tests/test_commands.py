@@ -294,3 +294,21 @@ def test_wheel_install_trains_a_shipped_recipe_outside_the_clone(wheel_venv: Pat
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "runs" / "resnet_x4" / "model.safetensors").is_file()
+
+
+def test_list_shows_a_plugin_file_s_component_given_with_plugins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugin = tmp_path / "listed_plugin.py"
+    plugin.write_text(
+        "import torch\n"
+        "from sr_toolkit.core.registry import MODELS\n\n\n"
+        '@MODELS.register("listed_by_file")\n'
+        "class Listed(torch.nn.Module):\n"
+        '    """Registered by a plugin file."""\n\n'
+        "    def __init__(self, scale: int = 2, width: int = 7) -> None:\n"
+        "        super().__init__()\n"
+    )
+    assert main(["list", "models", "listed_by_file", "--plugins", str(plugin)]) == 0
+    shown = capsys.readouterr().out
+    assert "model 'listed_by_file'" in shown and "Registered by a plugin file." in shown and "width" in shown

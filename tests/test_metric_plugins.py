@@ -80,6 +80,23 @@ def test_evaluation_names_an_unknown_metric_in_one_line(tmp_path: Path, capsys: 
     assert code == 2 and error.count("\n") == 1 and "unknown metric 'abs_gap'" in error
 
 
+def test_a_metric_that_declares_no_label_is_refused_in_one_line_before_any_work(
+    tmp_path: Path, gap_plugin: Path, capsys: pytest.CaptureFixture
+) -> None:
+    plugin = tmp_path / "no_label.py"
+    plugin.write_text(GAP_PLUGIN.replace("abs_gap", "no_label").replace('    label = "Gap{y} [0,1]"\n', ""))
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY_RECIPE + f"plugins: [{plugin}]\n")
+    with pytest.raises(RecipeError, match=r"validation.metrics: metric 'no_label' \(.*\) declares no label \(str\)"):
+        load_recipe(recipe, ["validation.metrics=[psnr, no_label]"])
+    write_photos(tmp_path / "hr", names=("coffee.png",))
+    out = tmp_path / "out"
+    argv = ["--data", str(tmp_path / "hr"), "--scale", "4", "--plugins", str(plugin), "--metrics", "no_label"]
+    assert eval_cli.main([*argv, "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "declares no label (str)" in error and not out.exists()
+
+
 def test_a_plugin_metric_is_logged_by_validation(tmp_path: Path, gap_plugin: Path) -> None:
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(TINY_RECIPE + f"output_dir: {tmp_path / 'run'}\nplugins: [{gap_plugin}]\n")

@@ -138,8 +138,16 @@ def test_file_errors(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match=r"inheritance cycle: a.yaml -> b.yaml -> a.yaml"):
         load_recipe(tmp_path / "a.yaml")
     missing_base = write(tmp_path / "orphan.yaml", "base: gone.yaml\n")
-    with pytest.raises(RecipeError, match=r"recipe file not found: .*gone.yaml"):
+    with pytest.raises(RecipeError, match=r"orphan.yaml: base: recipe file not found: gone.yaml"):
         load_recipe(missing_base)
+
+
+@pytest.mark.parametrize("base", ["resnet_x4", "resnet_x4.yaml", "recipes/resnet_x4.yaml"])
+def test_a_recipe_anywhere_may_start_from_a_shipped_recipe_by_name(tmp_path: Path, base: str) -> None:
+    mine = write(tmp_path / "mine.yaml", f"base: {base}\nname: mine\ntrain: {{max_steps: 7}}\n")
+    shipped = load_recipe(ROOT / "recipes" / "resnet_x4.yaml")
+    recipe = load_recipe(mine)
+    assert recipe["train"]["max_steps"] == 7 and recipe["model"] == shipped["model"]
 
 
 def test_deep_merge_replaces_lists_and_keeps_inputs() -> None:

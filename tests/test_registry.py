@@ -54,7 +54,7 @@ def test_unknown_name_lists_close_matches(toy_registry: Registry) -> None:
         toy_registry.build({"type": "toy_nett"})
     message = str(info.value)
     assert "unknown model 'toy_nett'" in message and "toy_net" in message
-    assert "python -m sr_toolkit list models" in message and "\n" not in message
+    assert "sr-toolkit list models" in message and "\n" not in message
 
 
 @pytest.mark.parametrize(

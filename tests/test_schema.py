@@ -108,7 +108,7 @@ def test_a_plugin_component_is_described_from_its_signature(
                 super().__init__()
     ''')
     )
-    assert main(["--plugin", str(plugin)]) == 0
+    assert main(["--plugins", str(plugin)]) == 0
     schema = json.loads(capsys.readouterr().out)
     model = schema["$defs"]["model"]
     assert "schema_test_net" in model["properties"]["type"]["enum"]
@@ -123,5 +123,5 @@ def test_a_plugin_component_is_described_from_its_signature(
 
 
 def test_a_missing_plugin_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--plugin", str(tmp_path / "gone.py")]) == 2
+    assert main(["--plugins", str(tmp_path / "gone.py")]) == 2
     assert capsys.readouterr().err.startswith("error: plugins: no file")

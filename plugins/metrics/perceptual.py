@@ -15,6 +15,7 @@ from sr_toolkit.evaluation.scoring import Metric
 class Lpips(Metric):
     """LPIPS perceptual distance (Zhang et al. 2018), lower is better; needs ImageNet backbone weights."""
 
+    label = "LPIPS"  # with another backbone than AlexNet: LPIPS-vgg, LPIPS-squeeze
     higher_is_better = False
     luma = False
     needs_weights = True
@@ -28,7 +29,8 @@ class Lpips(Metric):
     ) -> None:
         super().__init__(crop_border=crop_border)
         self.name = "lpips" if net == "alex" else f"lpips_{net}"
-        self.label = "LPIPS" if net == "alex" else f"LPIPS-{net}"
+        if net != "alex":
+            self.label = f"LPIPS-{net}"
         self.model = metrics.build_lpips(net, weights, weights_path)
         self.follow_inputs = True
 

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sr_toolkit.commands.exit_codes import OK, exit_status
+from sr_toolkit.commands.options import add_plugins_option
 from sr_toolkit.core.discovery import import_plugins
 from sr_toolkit.evaluation.evaluate import IDENTITY, INTERPOLATIONS, Evaluation, Settings
 from sr_toolkit.evaluation.report import ReportWriter, results_table
@@ -57,16 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         default=["psnr", "ssim"],
         metavar="NAME",
-        help="registered metrics (python -m sr_toolkit list metrics; first-party: psnr ssim ms_ssim mse lpips); "
+        help="registered metrics (sr-toolkit list metrics; first-party: psnr ssim ms_ssim mse lpips); "
         "default: psnr ssim",
     )
-    add(
-        "--plugins",
-        nargs="+",
-        default=[],
-        metavar="PLUGIN",
-        help="plugin modules or .py files to import first, e.g. one that registers a metric",
-    )
+    add_plugins_option(parser, "e.g. one that registers a metric")
     add("--y-channel", action="store_true", help="score BT.601 luma (as SR papers do) instead of RGB")
     add("--crop-border", type=int, metavar="N", help="pixels shaved from each side before scoring (default: the scale)")
     add("--seed", type=int, default=0, metavar="N", help="seed of the degradation's random draws")

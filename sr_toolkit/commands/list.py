@@ -10,6 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from sr_toolkit.commands.exit_codes import OK, exit_status
+from sr_toolkit.commands.options import add_plugins_option
+from sr_toolkit.core.discovery import import_plugins
 from sr_toolkit.core.registry import REGISTRIES, Parameter, parameters
 from sr_toolkit.core.typecheck import describe
 
@@ -67,5 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("kind", nargs="?", choices=list(REGISTRIES), help="one kind (default: all)")
     parser.add_argument("name", nargs="?", help="one component: its arguments, types and defaults")
-    run(parser.parse_args(argv))
+    add_plugins_option(parser, "to list their components too (after the kind and name)")
+    args = parser.parse_args(argv)
+    import_plugins(args.plugins)
+    run(args)
     return OK

@@ -2,7 +2,7 @@
 
 Editors that read JSON Schema then complete and check recipes; with the YAML language server, start a
 recipe with ``# yaml-language-server: $schema=recipe.schema.json``. Components of installed plugins
-are included; ``--plugin`` adds a recipe's own plugin modules or files. Also runs as
+are included; ``--plugins`` adds a recipe's own plugin modules or files. Also runs as
 ``python -m sr_toolkit.commands.schema``.
 """
 
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from sr_toolkit.commands.exit_codes import OK, exit_status
+from sr_toolkit.commands.options import add_plugins_option
 from sr_toolkit.config.json_schema import recipe_json_schema
 from sr_toolkit.core.atomic import atomic_path
 from sr_toolkit.core.discovery import import_plugins
@@ -25,13 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="sr-toolkit schema", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, metavar="FILE", help="write the schema to FILE (default: stdout)")
-    parser.add_argument(
-        "--plugin",
-        action="append",
-        default=[],
-        metavar="PLUGIN",
-        help="also describe the components of this plugin module or .py file (repeatable)",
-    )
+    add_plugins_option(parser, "to describe their components too (a recipe's own plugins)")
     return parser.parse_args(argv)
 
 
@@ -44,7 +39,7 @@ def schema_text(plugins: list[str]) -> str:
 @exit_status
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    text = schema_text(args.plugin)
+    text = schema_text(args.plugins)
     if args.out is None:
         sys.stdout.write(text)
         return OK

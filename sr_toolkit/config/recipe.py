@@ -20,6 +20,7 @@ import yaml
 
 from sr_toolkit.config.recipe_schema import APPLIES_TO, INHERITED_KEYS, RECIPE_SCHEMA, SPLITS, Section, component_specs
 from sr_toolkit.config.rules import check_rules
+from sr_toolkit.config.shipped import find_base
 from sr_toolkit.core.discovery import import_plugins, is_plugin_file, plugin_file
 from sr_toolkit.core.errors import RecipeError
 from sr_toolkit.core.registry import DATASETS, Registry, parameters
@@ -107,7 +108,8 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 
 
 def read_with_bases(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A recipe merged over its ``base:`` recipes (a path or a list, relative to the file)."""
+    """A recipe merged over its ``base:`` recipes (a path or a list, relative to the file, or shipped
+    recipe names: :func:`~sr_toolkit.config.shipped.find_base`)."""
     path = path.resolve()
     if path in _chain:
         cycle = " -> ".join(p.name for p in (*_chain, path))
@@ -120,7 +122,7 @@ def read_with_bases(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]
         raise RecipeError(f"{path}: 'base' must be a file name or a list of them, got {bases!r}")
     merged: dict[str, Any] = {}
     for base in bases:
-        merged = deep_merge(merged, read_with_bases(path.parent / base, (*_chain, path)))
+        merged = deep_merge(merged, read_with_bases(find_base(base, path), (*_chain, path)))
     return deep_merge(merged, data)
 
 

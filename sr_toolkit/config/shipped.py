@@ -37,12 +37,31 @@ def find_recipe(argument: str | Path) -> Path:
     Raises :class:`~sr_toolkit.core.errors.RecipeError` naming close shipped names when neither exists.
     """
     path = Path(argument)
+    return path if path.is_file() else shipped_recipe(argument)
+
+
+def find_base(base: str, recipe: Path) -> Path:
+    """The file a ``base:`` entry of ``recipe`` means: relative to ``recipe``'s folder, else the shipped
+    recipe it names (so a user's recipe anywhere can start from ``base: resnet_x4``).
+
+    Raises :class:`~sr_toolkit.core.errors.RecipeError` naming ``recipe`` and its ``base:`` when neither exists.
+    """
+    path = recipe.parent / base
     if path.is_file():
         return path
+    try:
+        return shipped_recipe(base)
+    except RecipeError as exc:
+        raise RecipeError(f"{recipe}: base: {exc}") from None
+
+
+def shipped_recipe(name: str | Path) -> Path:
+    """The shipped recipe ``name`` (``.yaml`` and a leading ``recipes/`` may be written); a RecipeError
+    naming close shipped names when there is none."""
     recipes = shipped_recipes()
-    name = path.as_posix().removeprefix("recipes/").removesuffix(SUFFIX)
-    if name in recipes:
-        return recipes[name]
-    close = difflib.get_close_matches(name, recipes, n=3)
+    key = Path(name).as_posix().removeprefix("recipes/").removesuffix(SUFFIX)
+    if key in recipes:
+        return recipes[key]
+    close = difflib.get_close_matches(key, recipes, n=3)
     hint = f"close matches: {', '.join(close)}" if close else f"shipped: {', '.join(recipes)}"
-    raise RecipeError(f"recipe file not found: {argument}, nor a shipped recipe of that name ({hint})")
+    raise RecipeError(f"recipe file not found: {name}, nor a shipped recipe of that name ({hint})")

@@ -136,8 +136,8 @@ class Registry:
             hints = closest(str(name), list(self._entries))
             close = f" (close matches: {', '.join(hints)})" if hints else ""
             raise RegistryError(
-                f"unknown {self.kind} '{name}'{close}; see 'python -m sr_toolkit list {self.plural}', "
-                "or add the module that registers it to the recipe's 'plugins:' list"
+                f"unknown {self.kind} '{name}'{close}; see 'sr-toolkit list {self.plural}', "
+                "or load the plugin that registers it (a recipe's 'plugins:' list, or the command's --plugins)"
             )
         return self._entries[name]
 

@@ -4,7 +4,7 @@ A metric plugin is a subclass of :class:`Metric` registered in :data:`sr_toolkit
 
     @METRICS.register("sharpness_gap")
     class SharpnessGap(Metric):
-        '''Difference in mean gradient magnitude (one line for 'python -m sr_toolkit list').'''
+        '''Difference in mean gradient magnitude (one line for 'sr-toolkit list').'''
 
         label = "Sharpness gap{y}"   # the column heading; "{y}" becomes "-Y" when scored on luma
         higher_is_better = False
@@ -134,19 +134,17 @@ def build_columns(
     """
     columns = []
     for name in dict.fromkeys(names):
+        problem = metric_class_problem(name)
+        if problem:
+            raise RegistryError(problem)
         factory = METRICS.get(name).factory
-        if not (isinstance(factory, type) and issubclass(factory, Metric)):
-            raise RegistryError(
-                f"metric '{name}' ({factory.__module__}.{factory.__qualname__}) is not a "
-                "subclass of sr_toolkit.evaluation.scoring.Metric"
-            )
         accepted = parameters(factory)
         given = {"y_channel": y_channel, "crop_border": crop_border, **(options or {}).get(name, {})}
         spec = {"type": name, **{key: value for key, value in given.items() if accepted is None or key in accepted}}
         try:
             metric = METRICS.build(spec, where=f"metrics.{name}")
         except WeightsUnavailableError as exc:
-            if not factory.needs_weights:
+            if not getattr(factory, "needs_weights", False):  # a Metric: metric_class_problem said so
                 raise
             cause = exc.__cause__ if isinstance(exc.__cause__, WeightsUnavailableError) else exc
             hint = f" ({hints[name]})" if hints and name in hints else ""
@@ -154,6 +152,19 @@ def build_columns(
             continue
         columns.append(Column(name, metric if device is None else metric.to(device)))
     return columns
+
+
+def metric_class_problem(name: str) -> str | None:
+    """What keeps the registered metric ``name`` from being used, or None: it must be a subclass of
+    :class:`Metric` declaring ``label`` (a str) and ``higher_is_better`` (a bool)."""
+    factory = METRICS.get(name).factory
+    where = f"metric '{name}' ({factory.__module__}.{factory.__qualname__})"
+    if not (isinstance(factory, type) and issubclass(factory, Metric)):
+        return f"{where} is not a subclass of sr_toolkit.evaluation.scoring.Metric"
+    for attribute, kind in (("label", str), ("higher_is_better", bool)):
+        if not isinstance(getattr(factory, attribute, None), kind):
+            return f"{where} declares no {attribute} ({kind.__name__}): see sr_toolkit.evaluation.scoring.Metric"
+    return None
 
 
 def validation_metrics_problem(names: list[str]) -> str | None:
@@ -165,6 +176,9 @@ def validation_metrics_problem(names: list[str]) -> str | None:
             f"unknown metric {', '.join(map(repr, unknown))}; choose from {', '.join(METRICS.names())} "
             "(or add the module that registers it to 'plugins:')"
         )
+    problems = [problem for name in names if (problem := metric_class_problem(name))]
+    if problems:
+        return problems[0]
     if "psnr" not in names:
         return "must include 'psnr' (training keeps the model of the best validation PSNR)"
     return None
