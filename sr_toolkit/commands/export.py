@@ -28,7 +28,7 @@ import torch
 from sr_toolkit.commands.exit_codes import FAILED, OK, CommandFailed, exit_status
 from sr_toolkit.core.atomic import atomic_path
 from sr_toolkit.core.checkpoint import METADATA_KEY
-from sr_toolkit.core.errors import SrToolkitError
+from sr_toolkit.core.errors import SrToolkitError, first_line
 from sr_toolkit.core.model_contract import contract_of
 from sr_toolkit.core.model_file import load_model
 from sr_toolkit.inference.tiling import round_up
@@ -89,8 +89,8 @@ def failure_reason(exc: BaseException) -> str:
     torch.export's error in advice of its own), without terminal colour codes."""
     while exc.__cause__ is not None:
         exc = exc.__cause__
-    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    line = re.sub(r"\x1b\[[0-9;]*m", "", first_line(exc)).strip()
+    return f"{type(exc).__name__}: {line}" if line != type(exc).__name__ else line
 
 
 def onnx_difference(model: torch.nn.Module, path: Path, inputs: torch.Tensor) -> float:
