@@ -9,6 +9,8 @@ import pytest
 import spandrel
 import torch
 import torch.nn.functional as F
+from test_engine import TINY_RECIPE, train
+from test_models import receptive_reach
 
 from sr_toolkit import load_model
 from sr_toolkit.config.recipe import load_recipe
@@ -105,4 +107,21 @@ def test_windowed_families_declare_approximate_tiling_and_convolutional_ones_exa
     assert (windowed.exact_tiling, windowed.size_multiple, windowed.halo) == (False, 8, 8)
     assert "window" in windowed.tiling_caveat and not windowed.supports_half
     convolutional = contract_of(small("compact"))
-    assert convolutional.exact_tiling and convolutional.halo == 5  # 3 convs of 3x3, the pixel shuffle's half pixel
+    assert convolutional.exact_tiling and convolutional.halo == 5  # 4 convs of 3x3 and the pixel shuffle's half pixel
+
+
+@pytest.mark.parametrize("name", ["esrgan", "compact", "span", "realplksr"])
+def test_convolutional_halo_bounds_the_measured_receptive_field(name: str) -> None:
+    model = small(name, scale=2)
+    reach = receptive_reach(model, 2 * contract_of(model).halo + 16)
+    assert 0 < reach <= contract_of(model).halo
+
+
+def test_engine_trains_a_family_and_spandrel_loads_its_model_file(tmp_path: Path) -> None:
+    recipe = tmp_path / "span.yaml"
+    model_line = next(line for line in TINY_RECIPE.splitlines() if line.startswith("model:"))
+    text = TINY_RECIPE.replace(model_line, "model: {type: span, feature_channels: 8}").replace("scale: 4", "scale: 2")
+    recipe.write_text(text + f"output_dir: {tmp_path / 'run'}\n")
+    train(recipe, "train.max_steps=2", "train.val_every=2")
+    descriptor = spandrel.ModelLoader().load_from_file(tmp_path / "run" / "model.safetensors")
+    assert descriptor.architecture.id == "SPAN" and descriptor.scale == 2

@@ -39,14 +39,20 @@ def require_scale(scale: int, supported: Sequence[int] = SCALES) -> None:
         raise ValueError(f"scale {scale} is not supported; supported scales: {', '.join(map(str, supported))}")
 
 
-def declare_convolutional(model: nn.Module, scale: int, *extra: nn.Module, **values: object) -> nn.Module:
-    """Declare the contract of a purely convolutional ``model``: exact tiling with its receptive-field radius.
+def spatial_layers(model: nn.Module, skip: Sequence[nn.Module] = ()) -> list[nn.Module]:
+    """``model``'s convolutions, pixel shuffles and upsampling layers in registration order (the order they run in
+    these networks), leaving out those inside ``skip`` (branches that do not run at inference)."""
+    skipped = {id(layer) for branch in skip for layer in branch.modules()}
+    return [module for module in model.modules() if isinstance(module, SPATIAL) and id(module) not in skipped]
 
-    The halo chains every convolution, pixel shuffle and upsampling layer in registration order (the order they
-    run in these networks); everything else in them is pointwise. ``extra`` layers form a parallel branch (a
-    global skip). A re-parameterised block that registers both its training and its inference convolutions
-    counts both: a safe bound."""
-    layers = [module for module in model.modules() if isinstance(module, SPATIAL)]
+
+def declare_convolutional(
+    model: nn.Module, scale: int, layers: Sequence[nn.Module], *extra: nn.Module, **values: object
+) -> nn.Module:
+    """Declare the contract of a convolutional ``model``: exact tiling with its receptive-field radius.
+
+    The halo chains ``layers`` (everything else in these networks is pointwise); ``extra`` layers form a
+    parallel branch (a global skip). ``values`` add or override declarations."""
     declare(model, scale=scale, halo=halo(layers, extra), **{"exact_tiling": True, **values})
     return model
 
@@ -73,14 +79,14 @@ def esrgan(scale: int = 4, num_filters: int = 64, num_blocks: int = 23) -> nn.Mo
     """ESRGAN's RRDBNet (Wang et al. 2018); defaults: Real-ESRGAN x4plus (64 features, 23 RRDBs, growth 32)."""
     require_scale(scale)
     model = ESRGAN(num_filters=num_filters, num_blocks=num_blocks, scale=scale)
-    return declare_convolutional(model, scale)
+    return declare_convolutional(model, scale, spatial_layers(model))
 
 
 def compact_net(scale: int, num_feat: int, num_conv: int) -> nn.Module:
     """SRVGGNetCompact with a nearest-upsampled global skip (its contract declared)."""
     require_scale(scale)
     model = Compact(num_feat=num_feat, num_conv=num_conv, upscale=scale)
-    return declare_convolutional(model, scale, nn.Upsample(scale_factor=scale, mode="nearest"))
+    return declare_convolutional(model, scale, spatial_layers(model), nn.Upsample(scale_factor=scale, mode="nearest"))
 
 
 @MODELS.register("compact")
@@ -106,10 +112,11 @@ def span(scale: int = 4, feature_channels: int = 48) -> nn.Module:
     """SPAN (Wan et al. 2024): swift parameter-free attention, re-parameterisable convs (48 features)."""
     require_scale(scale)
     model = SPAN(num_in_ch=3, num_out_ch=3, feature_channels=feature_channels, upscale=scale)
-    for block in model.modules():
-        if hasattr(block, "eval_conv"):
-            derived_not_learnt(block.eval_conv)
-    return declare_convolutional(model, scale)
+    reparameterised = [block for block in model.modules() if hasattr(block, "eval_conv")]
+    for block in reparameterised:
+        derived_not_learnt(block.eval_conv)
+    training_branches = [branch for block in reparameterised for branch in (block.conv, block.sk)]
+    return declare_convolutional(model, scale, spatial_layers(model, skip=training_branches))
 
 
 def derived_not_learnt(layer: nn.Module) -> None:
@@ -148,10 +155,11 @@ def realplksr(
         layer_norm=layer_norm,
     )
     if layer_norm:
-        return declare_convolutional(model, scale)
+        return declare_convolutional(model, scale, spatial_layers(model))
     return declare_convolutional(
         model,
         scale,
+        spatial_layers(model),
         supports_half=False,
         exact_tiling=False,
         tiling_caveat="normalises each block over the whole image (GroupNorm), so tiles differ from the whole",
