@@ -18,6 +18,7 @@ from sr_toolkit.core.errors import RegistryError
 from sr_toolkit.core.model_contract import contract_of
 from sr_toolkit.core.model_file import save_model
 from sr_toolkit.core.registry import MODELS
+from sr_toolkit.inference.tiling import forward_tiled
 
 # Each family at a width small enough for a fast test and still detected by spandrel 0.4.2 (its detection reads
 # e.g. SwinIR's and DAT's head counts from the second block, so windowed families keep two blocks).
@@ -111,10 +112,13 @@ def test_windowed_families_declare_approximate_tiling_and_convolutional_ones_exa
 
 
 @pytest.mark.parametrize("name", ["esrgan", "compact", "span", "realplksr"])
-def test_convolutional_halo_bounds_the_measured_receptive_field(name: str) -> None:
-    model = small(name, scale=2)
+def test_convolutional_families_tile_exactly_within_their_halo(name: str) -> None:
+    model = small(name, scale=2).eval()
     reach = receptive_reach(model, 2 * contract_of(model).halo + 16)
     assert 0 < reach <= contract_of(model).halo
+    image = torch.rand(1, 3, 40, 56)
+    whole = forward_tiled(model, image, scale=2, tile=None)
+    assert torch.allclose(forward_tiled(model, image, scale=2, tile=16), whole, atol=1e-4)
 
 
 def test_engine_trains_a_family_and_spandrel_loads_its_model_file(tmp_path: Path) -> None:
