@@ -3,7 +3,7 @@
 Each factory builds the spandrel class itself, not a wrapper, so a ``model.safetensors`` trained here has the
 original project's state-dict keys and loads unchanged with ``spandrel.ModelLoader().load_from_file`` (and so in
 chaiNNer and ComfyUI). Names and default sizes follow traiNNer-redux's ``network_g`` types. Hyper-parameters that
-spandrel cannot read back from a state dict (SwinIR's and HAT's ``img_range``, HAT's ``conv_scale``, RealPLKSR's
+spandrel cannot read back from a state dict (SwinIR's, HAT's and DAT's ``img_range``, HAT's ``conv_scale``, RealPLKSR's
 ``norm_groups``, SPAN's normalisation constants) stay at the values its detection assumes.
 """
 
