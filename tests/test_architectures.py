@@ -1,0 +1,131 @@
+"""The spandrel-based model families (plugins/models/spandrel_archs.py): they train at the recipe's scale, every
+parameter learns in training mode, and their model files load unchanged in spandrel with the same output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import spandrel
+import torch
+import torch.nn.functional as F
+from test_engine import TINY_RECIPE, train
+from test_models import receptive_reach
+
+from sr_toolkit import load_model
+from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.core.errors import RegistryError
+from sr_toolkit.core.model_contract import contract_of
+from sr_toolkit.core.model_file import save_model
+from sr_toolkit.core.registry import MODELS
+from sr_toolkit.inference.tiling import forward_tiled
+
+# Each family at a width small enough for a fast test and still detected by spandrel 0.4.2 (its detection reads
+# e.g. SwinIR's and DAT's head counts from the second block, so windowed families keep two blocks).
+SMALL = {
+    "esrgan": ({"num_filters": 8, "num_blocks": 1}, "ESRGAN"),
+    "compact": ({"num_feat": 8, "num_conv": 2}, "Compact"),
+    "ultracompact": ({"num_feat": 8, "num_conv": 2}, "Compact"),
+    "superultracompact": ({"num_feat": 8, "num_conv": 2}, "Compact"),
+    "span": ({"feature_channels": 8}, "SPAN"),
+    "realplksr": ({"dim": 8, "n_blocks": 2, "kernel_size": 5}, "PLKSR"),
+    "dat": ({"embed_dim": 32, "depth": [2], "num_heads": [2], "split_size": [4, 8]}, "DAT"),
+    "dat_s": ({"embed_dim": 32, "depth": [2], "num_heads": [2], "split_size": [4, 8]}, "DAT"),
+    "dat_2": ({"embed_dim": 32, "depth": [2], "num_heads": [2], "split_size": [4, 8]}, "DAT"),
+    "dat_light": ({"embed_dim": 32, "depth": [2], "num_heads": [2], "split_size": [4, 8]}, "DAT"),
+    "swinir_s": ({"embed_dim": 12, "depths": [2], "num_heads": [2]}, "SwinIR"),
+    "swinir_m": ({"embed_dim": 12, "depths": [2], "num_heads": [2]}, "SwinIR"),
+    "swinir_l": ({"embed_dim": 12, "depths": [2], "num_heads": [2]}, "SwinIR"),
+    "omnisr": ({"num_feat": 16, "res_num": 1}, "OmniSR"),
+    "hat_s": ({"embed_dim": 24, "depths": [2], "num_heads": [2], "window_size": 8}, "HAT"),
+    "hat_m": ({"embed_dim": 30, "depths": [2], "num_heads": [2], "window_size": 8}, "HAT"),
+    "hat_l": ({"embed_dim": 30, "depths": [2], "num_heads": [2], "window_size": 8}, "HAT"),
+}
+
+
+def small(name: str, scale: int = 4) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return MODELS.build({"type": name, "scale": scale, **SMALL[name][0]})
+
+
+def test_every_family_is_registered_by_the_first_party_plugin() -> None:
+    assert {MODELS.get(name).plugin for name in SMALL} == {"sr-toolkit"}
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_training_step_reaches_every_parameter_and_changes_the_output(name: str) -> None:
+    scale = 4 if name == "swinir_l" else 2  # its nearest+conv upsampler works at x4 only
+    model = small(name, scale)
+    image = torch.rand(2, 3, 16, 16)
+    target = F.interpolate(image, scale_factor=scale, mode="bicubic").clamp(0, 1)
+    with torch.no_grad():
+        before = model.eval()(image)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    F.l1_loss(model.train()(image), target).backward()
+    without = [key for key, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert without == []
+    optimizer.step()
+    with torch.no_grad():
+        after = model.eval()(image)
+    assert after.shape == before.shape == (2, 3, 16 * scale, 16 * scale)
+    assert not torch.allclose(after, before)
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_model_file_loads_unchanged_in_spandrel_with_the_same_output(name: str, tmp_path: Path) -> None:
+    spec = {"type": name, "scale": 4, **SMALL[name][0]}
+    path = tmp_path / "model.safetensors"
+    save_model(path, small(name), {"model": spec, "scale": 4, "task": "upscale"})
+    descriptor = spandrel.ModelLoader().load_from_file(path)
+    ours = load_model(path)
+    assert descriptor.architecture.id == SMALL[name][1] and descriptor.scale == 4
+    assert type(descriptor.model) is type(ours)
+    image = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        assert torch.allclose(descriptor.model.eval()(image), ours(image), atol=1e-5)
+    assert contract_of(ours).supports_half == descriptor.supports_half
+
+
+@pytest.mark.parametrize("name", ["compact", "swinir_m", "hat_m", "dat_light"])
+def test_bare_type_trains_at_the_recipes_scale(name: str, tmp_path: Path) -> None:
+    (tmp_path / "recipe.yaml").write_text(f"scale: 3\nmodel: {{type: {name}}}\ndegradation: [{{type: downscale}}]\n")
+    recipe = load_recipe(tmp_path / "recipe.yaml")
+    assert recipe["model"]["type"] == name and recipe["model"]["scale"] == 3
+    model = MODELS.build({**recipe["model"], **SMALL[name][0]})  # small widths: the default sizes are slow to build
+    assert contract_of(model).scale == 3
+    with torch.no_grad():
+        assert model.eval()(torch.rand(1, 3, 16, 16)).shape == (1, 3, 48, 48)
+
+
+@pytest.mark.parametrize(("name", "scale", "supported"), [("esrgan", 5, "2, 3, 4"), ("swinir_l", 2, "4")])
+def test_unsupported_scale_is_one_line_naming_the_supported_ones(name: str, scale: int, supported: str) -> None:
+    with pytest.raises(RegistryError, match=f"scale {scale} is not supported; supported scales: {supported}$"):
+        MODELS.build({"type": name, "scale": scale})
+
+
+def test_windowed_families_declare_approximate_tiling_and_convolutional_ones_exact() -> None:
+    windowed = contract_of(small("hat_m"))
+    assert (windowed.exact_tiling, windowed.size_multiple, windowed.halo) == (False, 8, 8)
+    assert "window" in windowed.tiling_caveat and not windowed.supports_half
+    convolutional = contract_of(small("compact"))
+    assert convolutional.exact_tiling and convolutional.halo == 5  # 4 convs of 3x3 and the pixel shuffle's half pixel
+
+
+@pytest.mark.parametrize("name", ["esrgan", "compact", "span", "realplksr"])
+def test_convolutional_families_tile_exactly_within_their_halo(name: str) -> None:
+    model = small(name, scale=2).eval()
+    reach = receptive_reach(model, 2 * contract_of(model).halo + 16)
+    assert 0 < reach <= contract_of(model).halo
+    image = torch.rand(1, 3, 40, 56)
+    whole = forward_tiled(model, image, scale=2, tile=None)
+    assert torch.allclose(forward_tiled(model, image, scale=2, tile=16), whole, atol=1e-4)
+
+
+def test_engine_trains_a_family_and_spandrel_loads_its_model_file(tmp_path: Path) -> None:
+    recipe = tmp_path / "span.yaml"
+    model_line = next(line for line in TINY_RECIPE.splitlines() if line.startswith("model:"))
+    text = TINY_RECIPE.replace(model_line, "model: {type: span, feature_channels: 8}").replace("scale: 4", "scale: 2")
+    recipe.write_text(text + f"output_dir: {tmp_path / 'run'}\n")
+    train(recipe, "train.max_steps=2", "train.val_every=2")
+    descriptor = spandrel.ModelLoader().load_from_file(tmp_path / "run" / "model.safetensors")
+    assert descriptor.architecture.id == "SPAN" and descriptor.scale == 2
