@@ -9,6 +9,7 @@ import pytest
 import spandrel
 import torch
 import torch.nn.functional as F
+from architecture_sizes import SMALL
 from test_engine import TINY_RECIPE, train
 from test_models import receptive_reach
 
@@ -22,25 +23,6 @@ from sr_toolkit.inference.tiling import forward_tiled
 
 # Each family at a width small enough for a fast test and still detected by spandrel 0.4.2 (its detection reads
 # e.g. SwinIR's and DAT's head counts from the second block, so windowed families keep two blocks).
-SMALL = {
-    "esrgan": ({"num_filters": 8, "num_blocks": 1}, "ESRGAN"),
-    "compact": ({"num_feat": 8, "num_conv": 2}, "Compact"),
-    "ultracompact": ({"num_feat": 8, "num_conv": 2}, "Compact"),
-    "superultracompact": ({"num_feat": 8, "num_conv": 2}, "Compact"),
-    "span": ({"feature_channels": 8}, "SPAN"),
-    "realplksr": ({"dim": 8, "n_blocks": 2, "kernel_size": 5}, "PLKSR"),
-    "dat": ({"embed_dim": 32, "depth": [2], "num_heads": [2], "split_size": [4, 8]}, "DAT"),
-    "dat_s": ({"embed_dim": 32, "depth": [2], "num_heads": [2], "split_size": [4, 8]}, "DAT"),
-    "dat_2": ({"embed_dim": 32, "depth": [2], "num_heads": [2], "split_size": [4, 8]}, "DAT"),
-    "dat_light": ({"embed_dim": 32, "depth": [2], "num_heads": [2], "split_size": [4, 8]}, "DAT"),
-    "swinir_s": ({"embed_dim": 12, "depths": [2], "num_heads": [2]}, "SwinIR"),
-    "swinir_m": ({"embed_dim": 12, "depths": [2], "num_heads": [2]}, "SwinIR"),
-    "swinir_l": ({"embed_dim": 12, "depths": [2], "num_heads": [2]}, "SwinIR"),
-    "omnisr": ({"num_feat": 16, "res_num": 1}, "OmniSR"),
-    "hat_s": ({"embed_dim": 24, "depths": [2], "num_heads": [2], "window_size": 8}, "HAT"),
-    "hat_m": ({"embed_dim": 30, "depths": [2], "num_heads": [2], "window_size": 8}, "HAT"),
-    "hat_l": ({"embed_dim": 30, "depths": [2], "num_heads": [2], "window_size": 8}, "HAT"),
-}
 
 
 def small(name: str, scale: int = 4) -> torch.nn.Module:
@@ -129,3 +111,15 @@ def test_engine_trains_a_family_and_spandrel_loads_its_model_file(tmp_path: Path
     train(recipe, "train.max_steps=2", "train.val_every=2")
     descriptor = spandrel.ModelLoader().load_from_file(tmp_path / "run" / "model.safetensors")
     assert descriptor.architecture.id == "SPAN" and descriptor.scale == 2
+
+
+# Parameters of published models at the defaults: Real-ESRGAN's RealESRGAN_x4plus.pth (RRDBNet 64 features,
+# 23 blocks) and realesr-animevideov3.pth (SRVGGNetCompact 64 features, 16 convolutions, x4).
+PUBLISHED_PARAMETERS = {"esrgan": 16_697_987, "compact": 621_424}
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_published_sizes_build(name: str) -> None:
+    model = MODELS.build({"type": name, "scale": 4})
+    count = sum(p.numel() for p in model.parameters())
+    assert count == PUBLISHED_PARAMETERS.get(name, count) and count > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from architecture_sizes import SMALL
 from skimage import data
 
 from sr_toolkit.core.errors import RegistryError
@@ -250,10 +251,12 @@ def test_bad_argument_raises_registry_error_naming_it(spec: dict, argument: str)
 
 @pytest.mark.parametrize("name", first_party_names())
 def test_every_registered_model_builds_runs_and_trains(name: str) -> None:
-    """timm-style: each registered first-party model with its defaults, one training step's gradients."""
+    """timm-style: each registered first-party model with its defaults (the spandrel families at the small
+    widths of test_architectures: at their published sizes a step takes up to a minute on a CPU; their
+    defaults are built in test_published_sizes_build), one training step's gradients."""
     entry = MODELS.get(name)
     assert entry.summary.endswith(".") and len(entry.summary) <= 110
-    model = MODELS.build({"type": name}).train()
+    model = MODELS.build({"type": name, **SMALL.get(name, ({}, ""))[0]}).train()
     assert isinstance(model.scale, int) and isinstance(model.halo, int) and model.halo >= 0
     target = photo(32 * model.scale, 32 * model.scale)
     target = torch.cat([target, target.flip(-1)])
