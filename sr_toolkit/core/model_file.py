@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from sr_toolkit.core import checkpoint
+from sr_toolkit.core.community_models import is_community_file, load_community_model
 from sr_toolkit.core.discovery import import_plugins
 from sr_toolkit.core.model_contract import attach, derive_contract
 from sr_toolkit.core.registry import MODELS
@@ -48,12 +49,16 @@ def check_format(path: Path, info: dict[str, Any]) -> None:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild a model from a ``model.safetensors`` file, in eval mode on ``device``, carrying its
     :class:`~sr_toolkit.core.model_contract.ModelContract` (read it with ``contract_of``) with the file's
-    spec, task and recipe, and its scale where the model declares none.
+    spec, task and recipe, and its scale where the model declares none. Any other ``.pth``, ``.pt``,
+    ``.ckpt`` or ``.safetensors`` file loads through spandrel
+    (:func:`~sr_toolkit.core.community_models.load_community_model`), never running pickled code.
 
     Raises :class:`~sr_toolkit.core.checkpoint.CheckpointError` for an unreadable file, one of a newer
-    format, one without a model spec or whose weights do not fit, and an SrToolkitError naming the file
-    when its spec names an unknown model or a discriminator."""
+    format, one without a model spec or whose weights do not fit, or a community file spandrel does not
+    recognise, and an SrToolkitError naming the file when its spec names an unknown model or a discriminator."""
     path = Path(path)
+    if is_community_file(path):
+        return load_community_model(path).to(device)
     tensors, info = checkpoint.read(path)
     check_format(path, info)
     if "model" not in info:

@@ -1,0 +1,148 @@
+"""Community model files (a spandrel class with random weights, saved as its project does) through upscale,
+eval, export, ``sr_toolkit.load_model`` and ``model.init_from``; files spandrel cannot use give one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from spandrel.architectures.Compact.__arch.SRVGG import SRVGGNetCompact
+from spandrel.architectures.ESRGAN.__arch.RRDB import RRDBNet
+
+import sr_toolkit
+from sr_toolkit.commands import eval as eval_cli
+from sr_toolkit.commands import export as export_tool
+from sr_toolkit.commands import upscale as upscale_tool
+from sr_toolkit.core.community_models import CommunityModelError
+from sr_toolkit.core.model_contract import contract_of
+
+
+def random_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.uniform_(-0.1, 0.1)
+    return model.state_dict()
+
+
+def compact_x2() -> SRVGGNetCompact:
+    return SRVGGNetCompact(num_feat=8, num_conv=2, upscale=2)
+
+
+def esrgan_x4() -> RRDBNet:
+    return RRDBNet(num_filters=8, num_blocks=1, scale=4)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real-ESRGAN's layout for Compact (``{"params": state}``), ESRGAN's bare state dict, and safetensors."""
+    folder = tmp_path_factory.mktemp("community")
+    compact, esrgan = random_weights(compact_x2()), random_weights(esrgan_x4())
+    paths = {
+        "compact.pth": folder / "2x-TinyCompact.pth",
+        "esrgan.pth": folder / "4x-TinyESRGAN.pth",
+        "compact.safetensors": folder / "2x-TinyCompactSafe.safetensors",
+    }
+    torch.save({"params": compact}, paths["compact.pth"])
+    torch.save(esrgan, paths["esrgan.pth"])
+    save_file(compact, str(paths["compact.safetensors"]))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    pixels = np.random.default_rng(0).integers(0, 256, (24, 20, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(folder / "photo.png")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("name", "architecture", "scale", "reference"),
+    [
+        ("compact.pth", "RealESRGAN Compact", 2, compact_x2),
+        ("compact.safetensors", "RealESRGAN Compact", 2, compact_x2),
+        ("esrgan.pth", "ESRGAN", 4, esrgan_x4),
+    ],
+)
+def test_load_model_gives_the_network_with_its_contract(
+    files: dict[str, Path], name: str, architecture: str, scale: int, reference
+) -> None:
+    model = sr_toolkit.load_model(files[name])
+    contract = contract_of(model)
+    assert (contract.architecture, contract.scale, contract.task) == (architecture, scale, "upscale")
+    expected = reference()
+    expected.load_state_dict(random_weights(reference()))
+    x = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        assert torch.equal(model(x), expected.eval()(x))
+
+
+@pytest.mark.parametrize(
+    ("name", "architecture", "scale"), [("compact.pth", "RealESRGAN Compact", 2), ("esrgan.pth", "ESRGAN", 4)]
+)
+def test_upscale_names_the_architecture_and_scales(
+    files: dict[str, Path], photo_folder: Path, tmp_path: Path, capsys, name: str, architecture: str, scale: int
+) -> None:
+    argv = [str(files[name]), str(photo_folder / "photo.png"), "--out", str(tmp_path)]
+    assert upscale_tool.main(argv) == 0
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first == f"{files[name]}: {architecture}, upscale x{scale}, on cpu"
+    assert Image.open(tmp_path / "photo.png").size == (20 * scale, 24 * scale)
+
+
+def test_eval_scores_community_files(files: dict[str, Path], photo_folder: Path, tmp_path: Path) -> None:
+    argv = ["--data", str(photo_folder), "--models", str(files["compact.pth"]), str(files["compact.safetensors"])]
+    argv += ["--metrics", "psnr", "--no-images", "--out", str(tmp_path)]
+    assert eval_cli.main(argv) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    scores = [entry["mean"]["psnr"] for name, entry in results["methods"].items() if "TinyCompact" in name]
+    assert len(scores) == 2 and scores[0] == scores[1] and np.isfinite(scores[0])
+
+
+def test_export_matches_onnxruntime(files: dict[str, Path], tmp_path: Path, capsys) -> None:
+    pytest.importorskip("onnxruntime")
+    assert export_tool.main([str(files["compact.pth"]), "--onnx", str(tmp_path / "m.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "(N, 3, 2H, 2W)" in out and "onnxruntime matches PyTorch" in out
+
+
+class Payload:
+    """A pickle whose loading would create a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickled_code_never_runs(tmp_path: Path, capsys) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "4x-Evil.pth"
+    path.write_bytes(pickle.dumps({"params": Payload(marker)}))
+    torch.save({"params": Payload(marker)}, tmp_path / "4x-EvilZip.pth")
+    for bad in (path, tmp_path / "4x-EvilZip.pth"):
+        with pytest.raises(CommunityModelError, match=r"not a weights-only PyTorch or safetensors file"):
+            sr_toolkit.load_model(bad)
+        assert upscale_tool.main([str(bad), str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("error:") and str(bad) in line
+    assert not marker.exists()
+
+
+def test_an_unidentifiable_file_is_one_line(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "mystery.pth"
+    torch.save({"conv.weight": torch.zeros(3, 3, 3, 3)}, path)
+    with pytest.raises(CommunityModelError, match="spandrel does not recognise"):
+        sr_toolkit.load_model(path)
+    assert export_tool.main([str(path), "--onnx", str(tmp_path / "m.onnx")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"error: {path}: spandrel does not recognise this model's architecture"
