@@ -112,8 +112,9 @@ class DescriptorCall(nn.Module):
 def module_of(descriptor: ImageModelDescriptor) -> nn.Module:
     """``descriptor.model``, wrapped in :class:`DescriptorCall` when spandrel calls it other than plainly."""
     call = getattr(descriptor, "_call_fn", None)
-    plain = call is None or getattr(call, "__module__", "").startswith("spandrel.__helpers")
-    return descriptor.model if plain else DescriptorCall(descriptor.model, call)
+    if call is None or getattr(call, "__module__", "").startswith("spandrel.__helpers"):
+        return descriptor.model
+    return DescriptorCall(descriptor.model, call)
 
 
 def contract_from(descriptor: ImageModelDescriptor, module: nn.Module) -> ModelContract:
