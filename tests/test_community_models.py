@@ -20,8 +20,13 @@ import sr_toolkit
 from sr_toolkit.commands import eval as eval_cli
 from sr_toolkit.commands import export as export_tool
 from sr_toolkit.commands import upscale as upscale_tool
+from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.core.checkpoint import CheckpointError
 from sr_toolkit.core.community_models import CommunityModelError
+from sr_toolkit.core.errors import RecipeError
 from sr_toolkit.core.model_contract import contract_of
+from sr_toolkit.core.model_file import load_model
+from sr_toolkit.training.engine import Trainer
 
 
 def random_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -146,3 +151,104 @@ def test_an_unidentifiable_file_is_one_line(tmp_path: Path, capsys) -> None:
     assert export_tool.main([str(path), "--onnx", str(tmp_path / "m.onnx")]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line == f"error: {path}: spandrel does not recognise this model's architecture"
+
+
+TINY_COMPACT_PLUGIN = '''
+from spandrel.architectures.Compact.__arch.SRVGG import SRVGGNetCompact
+
+from sr_toolkit.core.registry import MODELS
+
+
+@MODELS.register("tiny_compact")
+def tiny_compact(scale: int = 2, channels: int = 8, convs: int = 2) -> SRVGGNetCompact:
+    """spandrel's SRVGGNetCompact at test sizes."""
+    return SRVGGNetCompact(num_feat=channels, num_conv=convs, upscale=scale)
+'''
+
+FINE_TUNE_RECIPE = """
+scale: 2
+model: {{type: tiny_compact, init_from: {source}}}
+degradation: [{{type: downscale}}]
+data:
+  train: {{type: image_folder, root: {photos}, patch_size: 16}}
+  val: null
+  batch_size: 2
+train: {{max_steps: 2, log_every: 1, checkpoint_every: 1, mixed_precision: "no"}}
+"""
+
+
+def fine_tune_recipe(tmp_path: Path, photo_folder: Path, source: Path) -> Path:
+    (tmp_path / "tiny_compact.py").write_text(TINY_COMPACT_PLUGIN)
+    recipe = tmp_path / "fine_tune.yaml"
+    recipe.write_text(
+        FINE_TUNE_RECIPE.format(source=source, photos=photo_folder)
+        + f"plugins: [{tmp_path / 'tiny_compact.py'}]\noutput_dir: {tmp_path / 'run'}\n"
+    )
+    return recipe
+
+
+@pytest.mark.parametrize("name", ["compact.pth", "compact.safetensors"])
+def test_model_init_from_starts_training_from_a_community_file(
+    files: dict[str, Path], photo_folder: Path, tmp_path: Path, clean_registries: None, name: str
+) -> None:
+    recipe = load_recipe(fine_tune_recipe(tmp_path, photo_folder, files[name]))
+    assert recipe["model"]["init_from"] == str(files[name])
+    trainer = Trainer(recipe)
+    started = {key: value.clone() for key, value in trainer.model.state_dict().items()}
+    assert started.keys() == random_weights(compact_x2()).keys()
+    assert all(torch.equal(started[key], value) for key, value in random_weights(compact_x2()).items())
+    trainer.fit()
+    assert trainer.state.step == 2
+    trained = load_model(tmp_path / "run" / "model.safetensors")
+    assert contract_of(trained).spec == {"type": "tiny_compact", "scale": 2, "channels": 8, "convs": 2}
+    assert any(not torch.equal(started[key], value) for key, value in trained.state_dict().items())
+
+
+def test_model_init_from_is_not_applied_on_resume(
+    files: dict[str, Path], photo_folder: Path, tmp_path: Path, clean_registries: None
+) -> None:
+    """A resumed run (from its saved recipe, which names the file) goes on bit-exactly from its checkpoint."""
+    path = fine_tune_recipe(tmp_path, photo_folder, files["compact.pth"])
+    constant = "scheduler.type=constant"  # a cosine schedule's shape depends on max_steps
+    whole = Trainer(load_recipe(path, [f"output_dir={tmp_path / 'whole'}", constant]))
+    whole.fit()
+    Trainer(load_recipe(path, ["train.max_steps=1", constant])).fit()
+    resumed = Trainer(load_recipe(tmp_path / "run" / "recipe.yaml", ["train.max_steps=2"]), resume=True)
+    assert resumed.recipe["model"]["init_from"] == str(files["compact.pth"])
+    resumed.fit()
+    expected = whole.model.state_dict()
+    assert all(torch.equal(value, expected[key]) for key, value in resumed.model.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["model.channels=16"],
+            r"^model.init_from: .*2x-TinyCompact.pth \(RealESRGAN Compact x2\): does not fit the model: "
+            r"shapes differ \(\d+\): body.0.weight \(8, 3, 3, 3\) in the file, \(16, 3, 3, 3\) in the model",
+        ),
+        (["model.convs=3"], r"^model.init_from: .*\(RealESRGAN Compact x2\): does not fit the model: .*missing"),
+        (["scale=4"], r"^model.init_from: .*\(RealESRGAN Compact x2\): a x2 model, this recipe trains scale 4$"),
+    ],
+)
+def test_a_community_file_that_does_not_fit_is_one_line(
+    files: dict[str, Path],
+    photo_folder: Path,
+    tmp_path: Path,
+    clean_registries: None,
+    overrides: list[str],
+    message: str,
+) -> None:
+    recipe = load_recipe(fine_tune_recipe(tmp_path, photo_folder, files["compact.pth"]), overrides)
+    with pytest.raises(CheckpointError, match=message) as caught:
+        Trainer(recipe)
+    assert "\n" not in str(caught.value) and not (tmp_path / "run").exists()
+
+
+def test_init_from_in_both_places_is_refused(
+    files: dict[str, Path], photo_folder: Path, tmp_path: Path, clean_registries: None
+) -> None:
+    path = fine_tune_recipe(tmp_path, photo_folder, files["compact.pth"])
+    with pytest.raises(RecipeError, match="model.init_from and gan.init_from both name a file"):
+        Trainer(load_recipe(path, [f"gan.init_from={files['compact.pth']}"]))

@@ -6,6 +6,7 @@ The metadata (key ``sr_toolkit``) is JSON: ``format_version``, ``model`` (the sp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,20 @@ from sr_toolkit.core.registry import MODELS
 FORMAT_VERSION = 1
 """The model-file format this code writes, and the newest it reads."""
 
+INIT_KEY = "init_from"
+"""The key of a recipe's ``model`` mapping that names a file to start from; no constructor argument."""
+
+
+def model_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The mapping that builds a recipe's model: ``spec`` without :data:`INIT_KEY`."""
+    return {key: value for key, value in spec.items() if key != INIT_KEY}
+
 
 def save_model(path: Path, model: torch.nn.Module, recipe: dict[str, Any]) -> None:
     """Write deployable weights with metadata: format version, model spec, scale, task and the resolved recipe."""
     info = {
         "format_version": FORMAT_VERSION,
-        "model": recipe["model"],
+        "model": model_spec(recipe["model"]),
         "scale": recipe["scale"],
         "task": recipe["task"],
         "recipe": recipe,
