@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -54,9 +55,13 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "compact.pth": folder / "2x-TinyCompact.pth",
         "esrgan.pth": folder / "4x-TinyESRGAN.pth",
         "compact.safetensors": folder / "2x-TinyCompactSafe.safetensors",
+        "compact.ckpt": folder / "2x-TinyCompactEma.ckpt",
+        "esrgan.pt": folder / "4x-TinyESRGAN.pt",
     }
     torch.save({"params": compact}, paths["compact.pth"])
+    torch.save({"params_ema": compact, "iter": 5}, paths["compact.ckpt"])
     torch.save(esrgan, paths["esrgan.pth"])
+    torch.save({"module." + key: value for key, value in esrgan.items()}, paths["esrgan.pt"])
     save_file(compact, str(paths["compact.safetensors"]))
     return paths
 
@@ -74,7 +79,9 @@ def photo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [
         ("compact.pth", "RealESRGAN Compact", 2, compact_x2),
         ("compact.safetensors", "RealESRGAN Compact", 2, compact_x2),
+        ("compact.ckpt", "RealESRGAN Compact", 2, compact_x2),
         ("esrgan.pth", "ESRGAN", 4, esrgan_x4),
+        ("esrgan.pt", "ESRGAN", 4, esrgan_x4),
     ],
 )
 def test_load_model_gives_the_network_with_its_contract(
@@ -129,17 +136,24 @@ class Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace:FutureWarning")
 def test_pickled_code_never_runs(tmp_path: Path, capsys) -> None:
     marker = tmp_path / "pwned"
-    path = tmp_path / "4x-Evil.pth"
-    path.write_bytes(pickle.dumps({"params": Payload(marker)}))
-    torch.save({"params": Payload(marker)}, tmp_path / "4x-EvilZip.pth")
-    for bad in (path, tmp_path / "4x-EvilZip.pth"):
-        with pytest.raises(CommunityModelError, match=r"not a weights-only PyTorch or safetensors file"):
+    plain, zipped, scripted = tmp_path / "4x-Evil.pth", tmp_path / "4x-EvilZip.pth", tmp_path / "2x-Scripted.pt"
+    plain.write_bytes(pickle.dumps({"params": Payload(marker)}, protocol=2))
+    torch.save({"params": Payload(marker)}, zipped)
+    torch.jit.trace(compact_x2(), torch.rand(1, 3, 8, 8)).save(str(scripted))  # runs its own code on load
+    reasons = {
+        plain: "refused: its pickle calls posix.system, and loading never runs pickled code",
+        zipped: "refused: its pickle calls posix.system, and loading never runs pickled code",
+        scripted: "refused: a TorchScript archive runs its own code when loaded",
+    }
+    for bad, reason in reasons.items():
+        with pytest.raises(CommunityModelError, match=re.escape(f"{bad}: {reason}")):
             sr_toolkit.load_model(bad)
         assert upscale_tool.main([str(bad), str(tmp_path), "--out", str(tmp_path / "out")]) == 2
         (line,) = capsys.readouterr().err.strip().splitlines()
-        assert line.startswith("error:") and str(bad) in line
+        assert line.startswith(f"error: {bad}: {reason}")
     assert not marker.exists()
 
 
@@ -250,5 +264,5 @@ def test_init_from_in_both_places_is_refused(
     files: dict[str, Path], photo_folder: Path, tmp_path: Path, clean_registries: None
 ) -> None:
     path = fine_tune_recipe(tmp_path, photo_folder, files["compact.pth"])
-    with pytest.raises(RecipeError, match="model.init_from and gan.init_from both name a file"):
+    with pytest.raises(RecipeError, match=r"model\.init_from and gan\.init_from both name a file"):
         Trainer(load_recipe(path, [f"gan.init_from={files['compact.pth']}"]))

@@ -13,6 +13,8 @@ safetensors. spandrel's own ``load_from_file`` is not used, since it hands ``.pt
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,12 +71,29 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         if path.suffix.lower() == ".safetensors":
             state: Any = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # it refuses TorchScript; its warning says it would run it
+                warnings.filterwarnings(
+                    "ignore", message="'torch.load' received a zip file that looks like a TorchScript"
+                )
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises UnpicklingError, RuntimeError, EOFError... for a bad file
-        raise CommunityModelError(f"{path}: not a weights-only PyTorch or safetensors file: {first_line(exc)}") from exc
+        raise CommunityModelError(f"{path}: {why_unreadable(exc)}") from exc
     if not isinstance(state, dict):
         raise CommunityModelError(f"{path}: holds a {type(state).__name__}, not a state dict")
     return canonicalize_state_dict(state)
+
+
+def why_unreadable(exc: Exception) -> str:
+    """One clause for what ``torch.load(weights_only=True)`` or safetensors refused (torch's own message
+    is many lines, mostly advice to load unsafely)."""
+    text = str(exc)
+    refused = re.search(r"GLOBAL (\S+)", text)
+    if refused:
+        return f"refused: its pickle calls {refused.group(1)}, and loading never runs pickled code"
+    if "TorchScript" in text:
+        return "refused: a TorchScript archive runs its own code when loaded; give its state dict (.pth, .safetensors)"
+    detail = next((line.strip() for line in text.splitlines() if line.strip().startswith("Unsupported")), None)
+    return f"not a PyTorch state dict or safetensors file ({detail or first_line(exc)})"
 
 
 def describe(path: Path) -> ImageModelDescriptor:
