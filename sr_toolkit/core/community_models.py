@@ -17,32 +17,28 @@ import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
-from spandrel import (
-    MAIN_REGISTRY,
-    ImageModelDescriptor,
-    ModelTiling,
-    UnsupportedModelError,
-    canonicalize_state_dict,
-)
 from torch import nn
 
 from sr_toolkit.core.checkpoint import METADATA_KEY, CheckpointError
 from sr_toolkit.core.errors import first_line
 from sr_toolkit.core.model_contract import ModelContract, attach, default_task, uses_align_corners
 
+if TYPE_CHECKING:  # spandrel takes seconds to import: only loading a community file imports it
+    from spandrel import ImageModelDescriptor
+
 SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 """The file types a community model may come in."""
 
 TILING_CAVEATS = {
-    ModelTiling.DISCOURAGED: "is one spandrel advises against tiling (tiles change its result)",
-    ModelTiling.INTERNAL: "tiles its input itself (spandrel: ModelTiling.INTERNAL)",
+    "DISCOURAGED": "is one spandrel advises against tiling (tiles change its result)",
+    "INTERNAL": "tiles its input itself (spandrel: ModelTiling.INTERNAL)",
 }
-"""What a contract says about spandrel's tiling advice; SUPPORTED needs no caveat."""
+"""What a contract says about spandrel's tiling advice (``ModelTiling`` names); SUPPORTED needs none."""
 
 
 class CommunityModelError(CheckpointError):
@@ -67,6 +63,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The state dict in a community file, on the CPU, unwrapped as spandrel does (``params_ema``,
     ``params``, ``state_dict``... and ``module.`` prefixes). Raises :class:`CommunityModelError` for a
     file that cannot be read without running pickled code."""
+    from spandrel import canonicalize_state_dict
+
     try:
         if path.suffix.lower() == ".safetensors":
             state: Any = load_file(str(path))
@@ -99,6 +97,8 @@ def why_unreadable(exc: Exception) -> str:
 def describe(path: Path) -> ImageModelDescriptor:
     """spandrel's descriptor of the image-to-image model in ``path``. Raises :class:`CommunityModelError`
     naming the file for one spandrel cannot identify, an inpainting model or a face restoration model."""
+    from spandrel import MAIN_REGISTRY, ImageModelDescriptor, UnsupportedModelError
+
     state = read_state_dict(path)
     try:
         descriptor = MAIN_REGISTRY.load(state)
@@ -139,7 +139,7 @@ def module_of(descriptor: ImageModelDescriptor) -> nn.Module:
 def contract_from(descriptor: ImageModelDescriptor, module: nn.Module) -> ModelContract:
     """Our contract for a spandrel descriptor: it knows no halo, so tiling always overlaps by a guess."""
     requirements = descriptor.size_requirements
-    caveat = TILING_CAVEATS.get(descriptor.tiling, "")
+    caveat = TILING_CAVEATS.get(descriptor.tiling.name, "")
     if uses_align_corners(module):
         caveat = caveat or "upsamples with align_corners=True, whose sampling grid depends on the input size"
     return ModelContract(
