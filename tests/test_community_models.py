@@ -110,10 +110,14 @@ def test_upscale_names_the_architecture_and_scales(
     assert Image.open(tmp_path / "photo.png").size == (20 * scale, 24 * scale)
 
 
-def test_eval_scores_community_files(files: dict[str, Path], photo_folder: Path, tmp_path: Path) -> None:
+def test_eval_scores_community_files(files: dict[str, Path], photo_folder: Path, tmp_path: Path, capsys) -> None:
     argv = ["--data", str(photo_folder), "--models", str(files["compact.pth"]), str(files["compact.safetensors"])]
     argv += ["--metrics", "psnr", "--no-images", "--out", str(tmp_path)]
     assert eval_cli.main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        f"model 2x-TinyCompact: {files['compact.pth']}: RealESRGAN Compact, upscale x2",
+        f"model 2x-TinyCompactSafe: {files['compact.safetensors']}: RealESRGAN Compact, upscale x2",
+    ]
     results = json.loads((tmp_path / "results.json").read_text())
     scores = [entry["mean"]["psnr"] for name, entry in results["methods"].items() if "TinyCompact" in name]
     assert len(scores) == 2 and scores[0] == scores[1] and np.isfinite(scores[0])
