@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     import_plugins(args.plugins)
     evaluation = Evaluation(settings_from(args))
+    for line in evaluation.model_lines():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     writer = ReportWriter(args.out, images=not args.no_images)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:

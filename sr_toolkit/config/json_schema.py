@@ -101,7 +101,7 @@ class Generator:
             properties = {key: self.node(child) for key, child in node.fields.items()}
             schema: JSON = {"type": "object", "properties": properties, "additionalProperties": False}
         elif isinstance(node, Component):
-            schema = self.component(node.registry, {})
+            schema = self.component(node.registry, node.item_fields)
             if node.optional:
                 schema = or_null(schema)
         elif isinstance(node, ComponentList):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sr_toolkit.core.errors import RecipeError
+from sr_toolkit.core.model_file import INIT_KEY
 from sr_toolkit.core.registry import DATASETS, DEGRADATIONS, LOSSES, MODELS, Registry, closest, parameters
 from sr_toolkit.core.typecheck import describe, matches
 from sr_toolkit.evaluation.scoring import validation_metrics_problem
@@ -143,11 +144,14 @@ def component_defaults(registry: Registry, spec: Mapping[str, Any]) -> dict[str,
 
 @dataclass(frozen=True)
 class Component(Node):
-    """A mapping ``{type: name, **kwargs}`` built by a registry; None when ``optional``."""
+    """A mapping ``{type: name, **kwargs}`` built by a registry; None when ``optional``. It may also carry
+    the plain keys in ``item_fields``, which are no arguments (``model.init_from``): they are checked
+    apart and kept in the resolved mapping only when set, so whoever builds it leaves them out."""
 
     registry: Registry
     value: Mapping[str, Any] | None = None
     optional: bool = False
+    item_fields: dict[str, Field] = field(default_factory=dict)
     doc: str = ""
 
     def resolve(self, value: Any, where: str) -> Any:
@@ -157,11 +161,15 @@ class Component(Node):
             if self.optional:
                 return None
             raise RecipeError(f"{where}: required; give a mapping with 'type: <{self.registry.kind}>'")
+        extras: dict[str, Any] = {}
+        if isinstance(value, Mapping) and self.item_fields:
+            extras = {k: f.resolve(value.get(k, _MISSING), child_path(where, k)) for k, f in self.item_fields.items()}
+            value = {k: v for k, v in value.items() if k not in self.item_fields}
         try:
             self.registry.check(value, where)
         except Exception as exc:
             raise RecipeError(str(exc)) from exc
-        return component_defaults(self.registry, value)
+        return {**component_defaults(self.registry, value), **{k: v for k, v in extras.items() if v is not None}}
 
     def default(self) -> Any:
         return copy.deepcopy(self.value)
@@ -230,7 +238,17 @@ RECIPE_SCHEMA = Section(
         "scale": Field(int, 1, check=at_least(1), doc="upscaling factor (1 for restoration)"),
         "seed": Field(int, 0),
         "output_dir": Field(str | None, None, doc="default: runs/<name>"),
-        "model": Component(MODELS, doc="the network trained"),
+        "model": Component(
+            MODELS,
+            item_fields={
+                INIT_KEY: Field(
+                    str | None,
+                    None,
+                    doc="a model file to start from (ours or a community .pth/.pt/.ckpt/.safetensors); not on --resume",
+                )
+            },
+            doc="the network trained",
+        ),
         "degradation": ComponentList(
             DEGRADATIONS, doc="turns a clean target batch into the network input, on the training device"
         ),
@@ -297,7 +315,9 @@ RECIPE_SCHEMA = Section(
                 "d_steps": Field(int, 1, check=at_least(1), doc="discriminator updates per generator update"),
                 "warmup_steps": Field(int, 0, check=at_least(0), doc="generator-only steps on the loss list"),
                 "r1_weight": Field(float, 0.0, doc="R1 gradient penalty on real images"),
-                "init_from": Field(str | None, None, doc="model.safetensors to start the generator from"),
+                "init_from": Field(
+                    str | None, None, doc="a model file to start the generator from, as model.init_from"
+                ),
                 "optimizer": OPTIMIZER,  # the discriminator's
             },
             doc="adversarial training",

@@ -6,12 +6,14 @@ The metadata (key ``sr_toolkit``) is JSON: ``format_version``, ``model`` (the sp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sr_toolkit.core import checkpoint
+from sr_toolkit.core.community_models import is_community_file, load_community_model
 from sr_toolkit.core.discovery import import_plugins
 from sr_toolkit.core.model_contract import attach, derive_contract
 from sr_toolkit.core.registry import MODELS
@@ -19,12 +21,20 @@ from sr_toolkit.core.registry import MODELS
 FORMAT_VERSION = 1
 """The model-file format this code writes, and the newest it reads."""
 
+INIT_KEY = "init_from"
+"""The key of a recipe's ``model`` mapping that names a file to start from; no constructor argument."""
+
+
+def model_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The mapping that builds a recipe's model: ``spec`` without :data:`INIT_KEY`."""
+    return {key: value for key, value in spec.items() if key != INIT_KEY}
+
 
 def save_model(path: Path, model: torch.nn.Module, recipe: dict[str, Any]) -> None:
     """Write deployable weights with metadata: format version, model spec, scale, task and the resolved recipe."""
     info = {
         "format_version": FORMAT_VERSION,
-        "model": recipe["model"],
+        "model": model_spec(recipe["model"]),
         "scale": recipe["scale"],
         "task": recipe["task"],
         "recipe": recipe,
@@ -48,12 +58,16 @@ def check_format(path: Path, info: dict[str, Any]) -> None:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild a model from a ``model.safetensors`` file, in eval mode on ``device``, carrying its
     :class:`~sr_toolkit.core.model_contract.ModelContract` (read it with ``contract_of``) with the file's
-    spec, task and recipe, and its scale where the model declares none.
+    spec, task and recipe, and its scale where the model declares none. Any other ``.pth``, ``.pt``,
+    ``.ckpt`` or ``.safetensors`` file loads through spandrel
+    (:func:`~sr_toolkit.core.community_models.load_community_model`), never running pickled code.
 
     Raises :class:`~sr_toolkit.core.checkpoint.CheckpointError` for an unreadable file, one of a newer
-    format, one without a model spec or whose weights do not fit, and an SrToolkitError naming the file
-    when its spec names an unknown model or a discriminator."""
+    format, one without a model spec or whose weights do not fit, or a community file spandrel does not
+    recognise, and an SrToolkitError naming the file when its spec names an unknown model or a discriminator."""
     path = Path(path)
+    if is_community_file(path):
+        return load_community_model(path).to(device)
     tensors, info = checkpoint.read(path)
     check_format(path, info)
     if "model" not in info:

@@ -181,6 +181,15 @@ class Evaluation:
         names = model_names(paths, taken=(*INTERPOLATIONS, IDENTITY))
         return {name: load_model(path, self.device) for name, path in zip(names, paths)}
 
+    def model_lines(self) -> list[str]:
+        """One line per model: its name, file, architecture and what it does (``upscale x4``, ``restore``)."""
+        lines = []
+        for name, model in self.models.items():
+            contract = contract_of(model)
+            task = f"upscale x{contract.scale}" if contract.task == "upscale" else contract.task
+            lines.append(f"model {name}: {self._path(name)}: {contract.architecture}, {task}")
+        return lines
+
     def _path(self, name: str) -> str:
         return str(self.settings.models[list(self.models).index(name)])
 

@@ -25,7 +25,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from sr_toolkit.core import checkpoint
 from sr_toolkit.core.errors import SrToolkitError, TrainingDiverged
-from sr_toolkit.core.model_file import save_model
+from sr_toolkit.core.model_file import model_spec, save_model
 from sr_toolkit.core.precision import choose_precision
 from sr_toolkit.core.registry import DATASETS, MODELS
 from sr_toolkit.core.threads import configure_threads
@@ -37,9 +37,10 @@ from sr_toolkit.training.losses import WeightedLoss
 from sr_toolkit.training.nonfinite import GRADIENTS, NonFiniteWatch, describe
 from sr_toolkit.training.optimizers import build_optimizer
 from sr_toolkit.training.plots import plot_curves
-from sr_toolkit.training.resume import Counters, check_resumable, check_same_model, checkpoint_to_resume, saved_progress
+from sr_toolkit.training.resume import Counters, check_resumable, checkpoint_to_resume, saved_progress
 from sr_toolkit.training.run_folder import RunFolder
 from sr_toolkit.training.schedule import RunProgress, lr_factor, parse_duration
+from sr_toolkit.training.starting_weights import init_source, starting_weights
 from sr_toolkit.training.stop import StopRequested, StopSignal
 from sr_toolkit.training.updates import Updates
 from sr_toolkit.training.validation import ValidationResult, validate
@@ -99,7 +100,7 @@ class Trainer:
             )
         resume_path = checkpoint_to_resume(resume, self.folder)
         set_seed(recipe["seed"])
-        self.model = MODELS.build_image_model(recipe["model"], where="model")
+        self.model = MODELS.build_image_model(model_spec(recipe["model"]), where="model")
         if self.precision.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.criterion = WeightedLoss(recipe["loss"]).to(self.device)
@@ -121,10 +122,11 @@ class Trainer:
         self.consecutive_skips = 0
         self.last_validation: tuple[int, ValidationResult | None] | None = None
         self.stopped_by: int | None = None  # the signal number that stopped the last fit, if one did
+        start_from = init_source(recipe)
         if resume_path is not None:
             self._load(resume_path)
-        elif recipe["gan"]["init_from"]:
-            self._init_generator(Path(recipe["gan"]["init_from"]))
+        elif start_from is not None:
+            self._init_model(*start_from)
         if resume_path is None and self.main:
             archived = self.folder.archive_previous()
             if archived:
@@ -135,10 +137,10 @@ class Trainer:
             self.accelerator.init_trackers(recipe["name"])
 
     # ----------------------------------------------------------------------------- set-up
-    def _init_generator(self, path: Path) -> None:
-        tensors, info = checkpoint.read(path)
-        check_same_model(path, self.recipe["model"], info.get("model"))
-        checkpoint.load_weights(self.accelerator.unwrap_model(self.model), tensors, f"gan.init_from: {path}")
+    def _init_model(self, key: str, path: Path) -> None:
+        """Start a fresh run from the file ``key`` names (never on resume: the checkpoint holds the weights)."""
+        label, tensors = starting_weights(self.recipe, key, path)
+        checkpoint.load_weights(self.accelerator.unwrap_model(self.model), tensors, label)
         if self.ema is not None:
             self.ema.module.load_state_dict(tensors)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sr_toolkit.core.checkpoint import CheckpointError
 from sr_toolkit.core.errors import SrToolkitError
+from sr_toolkit.core.model_file import model_spec
 from sr_toolkit.training.run_folder import RunFolder
 from sr_toolkit.training.schedule import RunProgress, parse_duration
 
@@ -70,7 +71,7 @@ def run_kind(recipe: dict[str, Any]) -> dict[str, Any]:
     return {
         "scale": recipe.get("scale"),
         "task": recipe.get("task"),
-        **flat_spec("model", recipe.get("model")),
+        **flat_spec("model", model_spec(recipe.get("model") or {})),
         **flat_spec("gan.discriminator", recipe.get("gan", {}).get("discriminator")),
     }
 
@@ -95,11 +96,10 @@ def check_resumable(path: Path, recipe: dict[str, Any], saved: dict[str, Any]) -
         )
 
 
-def check_same_model(path: Path, model: dict[str, Any], saved: dict[str, Any] | None) -> None:
-    """Refuse (CheckpointError) a ``gan.init_from`` file whose model spec ``saved`` differs from ``model``."""
+def check_same_model(key: str, path: Path, model: dict[str, Any], saved: dict[str, Any] | None) -> None:
+    """Refuse (CheckpointError) a model file named by ``key`` (``gan.init_from``, ``model.init_from``) whose
+    model spec ``saved`` differs from ``model``."""
     differs = first_difference(flat_spec("model", model), flat_spec("model", saved))
     if differs:
-        key, ours, theirs = differs
-        raise CheckpointError(
-            f"gan.init_from: {path} holds a model with {key} = {theirs}, this recipe trains {key} = {ours}"
-        )
+        name, ours, theirs = differs
+        raise CheckpointError(f"{key}: {path} holds a model with {name} = {theirs}, this recipe trains {name} = {ours}")
