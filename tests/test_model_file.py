@@ -48,3 +48,10 @@ def test_load_model_refuses_a_newer_or_unknown_format_in_one_line(
     with pytest.raises(checkpoint.CheckpointError) as raised:
         load_model(path)
     assert str(raised.value) == f"{path}: {message}"
+
+
+def test_a_training_checkpoint_given_as_a_model_points_at_the_model_file(tmp_path: Path) -> None:
+    path = tmp_path / "step_0000003.safetensors"
+    checkpoint.atomic_save({"model.w": torch.zeros(1)}, path, {"step": 3, "recipe": RECIPE})
+    with pytest.raises(checkpoint.CheckpointError, match=r"a training checkpoint \(step 3\), not a model file; use"):
+        load_model(path)

@@ -70,6 +70,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> torch.nn
         return load_community_model(path).to(device)
     tensors, info = checkpoint.read(path)
     check_format(path, info)
+    if "model" not in info and "step" in info:
+        raise checkpoint.CheckpointError(
+            f"{path}: a training checkpoint (step {info['step']}), not a model file; use the run folder's "
+            "model.safetensors, or train.py --resume to continue training from it"
+        )
     if "model" not in info:
         raise checkpoint.CheckpointError(f"{path}: no model spec in its sr_toolkit metadata")
     import_plugins(info.get("recipe", {}).get("plugins", []))
