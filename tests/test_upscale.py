@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
+import warnings
 import zlib
 from pathlib import Path
 from types import SimpleNamespace
@@ -707,3 +708,33 @@ def test_available_memory_is_what_the_system_can_give(monkeypatch: pytest.Monkey
 def test_available_gpu_memory_is_at_most_its_total() -> None:
     free = upscaling.available_memory("cuda")
     assert 0 < free <= torch.cuda.get_device_properties(0).total_memory
+
+
+class NoHalo(torch.nn.Module):
+    """A plugin model that declares no halo."""
+
+    def __init__(self, scale: int = 2) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 12, 3, padding=1), torch.nn.PixelShuffle(scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def test_tiling_a_model_without_a_halo_warns_in_one_line_naming_the_option(
+    tmp_path: Path, clean_registries: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    MODELS.register("no_halo")(NoHalo)
+    model_path = tmp_path / "no_halo.safetensors"
+    recipe = {"model": {"type": "no_halo"}, "scale": 2, "task": "upscale"}
+    save_model(model_path, MODELS.build({"type": "no_halo"}), recipe)
+    Image.fromarray(skimage.data.astronaut()[:40, :48]).save(tmp_path / "small.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no Python warning (and its source line) on the way
+        code = upscale_tool.main(
+            [str(model_path), str(tmp_path / "small.png"), "--tile", "16", "--out", str(tmp_path / "out")]
+        )
+    err = capsys.readouterr().err
+    assert code == 0 and (tmp_path / "out" / "small.png").is_file()
+    expected = "warning: model 'no_halo' declares no 'halo' (receptive-field radius): tiles overlap by 32 px"
+    assert expected in err and "--tile-overlap" in err and "UserWarning" not in err
