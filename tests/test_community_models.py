@@ -269,4 +269,4 @@ def test_init_from_in_both_places_is_refused(
 ) -> None:
     path = fine_tune_recipe(tmp_path, photo_folder, files["compact.pth"])
     with pytest.raises(RecipeError, match=r"model\.init_from and gan\.init_from both name a file"):
-        Trainer(load_recipe(path, [f"gan.init_from={files['compact.pth']}"]))
+        load_recipe(path, [f"gan.init_from={files['compact.pth']}"])

@@ -97,12 +97,19 @@ def check_model_role(recipe: Recipe, raw: Recipe) -> None:
         )
 
 
+def check_init_from(recipe: Recipe, raw: Recipe) -> None:
+    """One file to start from: ``model.init_from`` or ``gan.init_from`` (the same generator), not both."""
+    if recipe["model"].get("init_from") and recipe["gan"]["init_from"]:
+        raise RecipeError("model.init_from and gan.init_from both name a file to start from; give one")
+
+
 RULES: tuple[Callable[[Recipe, Recipe], None], ...] = (
     check_model_role,
     check_scales,
     check_loss_terms,
     check_gan,
     check_inputs,
+    check_init_from,
 )
 """Every rule, in the order :func:`check_rules` applies them."""
 

@@ -10,13 +10,13 @@ import torch
 
 from sr_toolkit.core import checkpoint
 from sr_toolkit.core.community_models import describe, is_community_file
-from sr_toolkit.core.errors import RecipeError
 from sr_toolkit.core.model_file import INIT_KEY, model_spec
 from sr_toolkit.training.resume import check_same_model
 
 
 def init_source(recipe: dict[str, Any]) -> tuple[str, Path] | None:
-    """The key that names a file to start from and the file, or None; RecipeError when both keys do."""
+    """The key that names a file to start from and the file, or None (the recipe's rules,
+    :func:`sr_toolkit.config.rules.check_init_from`, refused naming one in both places on loading)."""
     named = [
         (key, Path(value))
         for key, value in (
@@ -25,8 +25,6 @@ def init_source(recipe: dict[str, Any]) -> tuple[str, Path] | None:
         )
         if value
     ]
-    if len(named) > 1:
-        raise RecipeError("model.init_from and gan.init_from both name a file to start from; give one")
     return named[0] if named else None
 
 
