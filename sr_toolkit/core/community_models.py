@@ -17,19 +17,17 @@ import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
+from spandrel import MAIN_REGISTRY, ImageModelDescriptor, UnsupportedModelError, canonicalize_state_dict
 from torch import nn
 
 from sr_toolkit.core.checkpoint import METADATA_KEY, CheckpointError
 from sr_toolkit.core.errors import first_line
 from sr_toolkit.core.model_contract import ModelContract, attach, default_task, uses_align_corners
-
-if TYPE_CHECKING:  # spandrel takes seconds to import: only loading a community file imports it
-    from spandrel import ImageModelDescriptor
 
 SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 """The file types a community model may come in."""
@@ -63,7 +61,6 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The state dict in a community file, on the CPU, unwrapped as spandrel does (``params_ema``,
     ``params``, ``state_dict``... and ``module.`` prefixes). Raises :class:`CommunityModelError` for a
     file that cannot be read without running pickled code."""
-    from spandrel import canonicalize_state_dict
 
     try:
         if path.suffix.lower() == ".safetensors":
@@ -97,7 +94,6 @@ def why_unreadable(exc: Exception) -> str:
 def describe(path: Path) -> ImageModelDescriptor:
     """spandrel's descriptor of the image-to-image model in ``path``. Raises :class:`CommunityModelError`
     naming the file for one spandrel cannot identify, an inpainting model or a face restoration model."""
-    from spandrel import MAIN_REGISTRY, ImageModelDescriptor, UnsupportedModelError
 
     state = read_state_dict(path)
     try:
