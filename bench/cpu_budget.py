@@ -1,14 +1,16 @@
-"""Quality at a CPU time budget: our recipe against a plain hand-written PyTorch loop, same machine, same run.
+"""Quality at a CPU time budget: recipes against each other, and against a plain hand-written PyTorch loop,
+same machine, same run.
 
-Ours is exactly what a user runs (``tools/train.py RECIPE data.train.root=DATA train.max_time=BUDGET``);
-the plain loop trains the same network the way a careful hand-written script would (decoded images in
-memory, random crops with flips/rot90 in the step, MATLAB-bicubic LR, L1, Adam with a cosine decay over
-the wall-clock budget, the same precision). Both are then scored on Set5 and Set14 x4 with the
-literature's conventions (MATLAB-bicubic inputs, 8-bit outputs, PSNR-Y, border 4), and the dB gain
-over bicubic is printed for each. Machines differ, so only the comparison within one run counts.
+Each recipe runs exactly as a user runs it (``tools/train.py RECIPE data.train.root=DATA train.max_time=BUDGET``),
+one after the other. With ``--plain``, a hand-written loop also trains the first recipe's network the way a
+careful script would (decoded images in memory, random crops with flips/rot90 in the step, MATLAB-bicubic LR,
+L1, Adam with a cosine decay over the wall-clock budget, the same precision). All are then scored on Set5 and
+Set14 with the literature's conventions (MATLAB-bicubic inputs, 8-bit outputs, PSNR-Y and SSIM-Y, border =
+scale), and the dB gain over bicubic is printed for each. Machines differ, so only the comparison within one
+run counts.
 
-    python bench/cpu_budget.py --budget 10m [--data ../shared/data/BSDS200] [--eval ../shared/data]
-        [--recipe recipes/edsr_x4.yaml] [--out /tmp/cpu_budget] [key=value ...]   # overrides for ours
+    python bench/cpu_budget.py --budget 10m [--recipes edsr_x4 compact_x4 span_x4] [--plain]
+        [--data ../shared/data/BSDS200] [--eval ../shared/data] [--out /tmp/cpu_budget] [key=value ...]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.config.shipped import find_recipe
 from sr_toolkit.core.imageio import list_images
 from sr_toolkit.core.model_file import save_model
 from sr_toolkit.core.precision import choose_precision, cpu_flags
@@ -40,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CPU_FLAGS_SHOWN = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
-def run_ours(recipe: str, data: Path, budget: str, out: Path, overrides: list[str]) -> dict:
+def run_recipe(recipe: str, data: Path, budget: str, out: Path, overrides: list[str]) -> dict:
     """The user's command in a subprocess; steps and seconds from the run's metrics.jsonl."""
     command = [
         sys.executable,
@@ -51,7 +54,7 @@ def run_ours(recipe: str, data: Path, budget: str, out: Path, overrides: list[st
         f"output_dir={out}",
         *overrides,
     ]
-    print("ours:", " ".join(command[1:]), flush=True)
+    print("running:", " ".join(command[1:]), flush=True)
     started = time.perf_counter()
     subprocess.run(command, check=True)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -128,19 +131,19 @@ def run_plain(recipe: dict, data: Path, budget: float, out: Path) -> dict:
     return {"model": path, "steps": steps, "train_seconds": train_seconds, "wall_seconds": train_seconds}
 
 
-def score(models: dict[str, Path], folder: Path, scale: int) -> dict[str, float]:
-    """Mean PSNR-Y of bicubic and each model on one benchmark folder (literature conventions)."""
+def score(models: dict[str, Path], folder: Path, scale: int) -> dict[str, dict[str, float]]:
+    """Mean PSNR-Y and SSIM-Y of bicubic and each model on one benchmark folder (literature conventions)."""
     settings = Settings(
         data=folder,
         scale=scale,
         models=tuple(models.values()),
         baselines=("bicubic",),
-        metrics=("psnr",),
+        metrics=("psnr", "ssim"),
         y_channel=True,
     )
     results = Evaluation(settings).run()
     names = ["bicubic", *results.models]
-    return {label: results.mean(name)["psnr"] for label, name in zip(["bicubic", *models], names)}
+    return {label: results.mean(name) for label, name in zip(["bicubic", *models], names)}
 
 
 def cpu_line() -> str:
@@ -159,41 +162,48 @@ def cpu_line() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", default="10m", help="training time of each, e.g. 10m")
-    parser.add_argument("--recipe", default=str(ROOT / "recipes/edsr_x4.yaml"))
+    parser.add_argument("--recipes", nargs="+", default=["edsr_x4"], help="shipped recipe names or YAML files")
+    parser.add_argument("--plain", action="store_true", help="also train the first recipe's network by a plain loop")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/BSDS200")
     parser.add_argument("--eval", type=Path, default=ROOT.parent / "shared/data")
     parser.add_argument("--out", type=Path, default=Path("/tmp/cpu_budget"))
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
-    parser.add_argument("overrides", nargs="*", help="key=value overrides for our recipe")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides for every recipe")
     args = parser.parse_args()
-    recipe = load_recipe(args.recipe, [f"data.train.root={args.data}", *args.overrides])
+    paths = {Path(name).stem: str(find_recipe(name)) for name in args.recipes}
+    # loaded first, so that a bad recipe or override stops the run before any training
+    recipes = {
+        label: load_recipe(path, [f"data.train.root={args.data}", *args.overrides]) for label, path in paths.items()
+    }
+    first = next(iter(recipes.values()))
     print(cpu_line(), flush=True)
     runs = {
-        "ours": run_ours(args.recipe, args.data, args.budget, args.out / "ours", args.overrides),
-        "plain": run_plain(recipe, args.data, parse_duration(args.budget), args.out / "plain"),
+        label: run_recipe(path, args.data, args.budget, args.out / label, args.overrides)
+        for label, path in paths.items()
     }
-    scale = recipe["scale"]
+    if args.plain:
+        runs["plain"] = run_plain(first, args.data, parse_duration(args.budget), args.out / "plain")
+        recipes["plain"] = first
+    scale = first["scale"]
     scores = {
         name: score(
             {label: run["model"] for label, run in runs.items()}, args.eval / name / f"image_SRF_{scale}", scale
         )
         for name in args.sets
     }
-    batch = recipe["data"]["batch_size"]
-    print(f"\n{cpu_line()}\nbudget {args.budget}, x{scale}, PSNR-Y (dB), gain over bicubic in brackets")
-    header = f"{'':>6} {'steps':>7} {'images/s':>9} " + " ".join(f"{name:>16}" for name in args.sets)
-    print(header)
-    print(f"{'bicubic':>6} {'':>7} {'':>9} " + " ".join(f"{scores[s]['bicubic']:>16.2f}" for s in args.sets))
+    print(f"\n{cpu_line()}\nbudget {args.budget}, x{scale}, PSNR-Y (dB, gain over bicubic) / SSIM-Y")
+    print("| run | steps | images/s | " + " | ".join(args.sets) + " |")
+    print("|---|---|---|" + "---|" * len(args.sets))
+    bicubic = " | ".join(f"{scores[s]['bicubic']['psnr']:.2f} / {scores[s]['bicubic']['ssim']:.4f}" for s in args.sets)
+    print(f"| bicubic | | | {bicubic} |")
     for label, run in runs.items():
-        cells = " ".join(
-            f"{scores[s][label]:>8.2f} ({scores[s][label] - scores[s]['bicubic']:+.2f})" for s in args.sets
+        batch = recipes[label]["data"]["batch_size"]
+        cells = " | ".join(
+            f"{scores[s][label]['psnr']:.2f} ({scores[s][label]['psnr'] - scores[s]['bicubic']['psnr']:+.2f}) / "
+            f"{scores[s][label]['ssim']:.4f}"
+            for s in args.sets
         )
-        rate = run["steps"] * batch / run["train_seconds"]
-        print(f"{label:>6} {run['steps']:>7} {rate:>9.1f} {cells}")
-    for name in args.sets:
-        difference = scores[name]["ours"] - scores[name]["plain"]
-        print(f"{name}: ours - plain = {difference:+.3f} dB")
-    print(f"steps ratio ours/plain = {runs['ours']['steps'] / runs['plain']['steps']:.3f}")
+        print(f"| {label} | {run['steps']} | {run['steps'] * batch / run['train_seconds']:.1f} | {cells} |")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,11 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from itertools import count
 
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 from sr_toolkit.config.recipe import load_recipe
@@ -29,8 +31,8 @@ from sr_toolkit.training.losses import WeightedLoss
 WARMUP = 10
 
 
-def ours(recipe: dict, steps: int) -> float:
-    """Steps/s of the engine between step WARMUP and the last step, from its own log."""
+def ours(recipe: dict, steps: int, warmup: int = WARMUP) -> float:
+    """Steps/s of the engine between step ``warmup`` and the last (a multiple of ``warmup``), from its own log."""
     with tempfile.TemporaryDirectory() as folder:
         run = {
             **recipe,
@@ -38,7 +40,7 @@ def ours(recipe: dict, steps: int) -> float:
             "train": {
                 **recipe["train"],
                 "max_steps": steps,
-                "log_every": WARMUP,
+                "log_every": warmup,
                 "max_time": None,
                 "val_every": 10**9,
                 "checkpoint_every": 10**9,
@@ -48,18 +50,12 @@ def ours(recipe: dict, steps: int) -> float:
         trainer = Trainer(run)
         trainer.fit()
         times = {r["step"]: r["time"] for r in trainer.folder.records() if "loss" in r}
-    return (steps - WARMUP) / (times[steps] - times[WARMUP])
+    return (steps - warmup) / (times[steps] - times[warmup])
 
 
-def plain(recipe: dict, steps: int) -> float:
-    """Steps/s of a minimal loop: DataLoader, degrade, forward under autocast, backward, step."""
-    torch.manual_seed(recipe["seed"])
+def degraded_batches(recipe: dict) -> Iterator[tuple[Tensor, Tensor]]:
+    """(LR input, HR target) batches the plain way: a DataLoader over the recipe's dataset, then its degradation."""
     precision = choose_precision(recipe["train"]["mixed_precision"], torch.device("cpu"))
-    model = MODELS.build(recipe["model"])
-    if precision.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    criterion = WeightedLoss(recipe["loss"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe["optimizer"]["lr"])
     degrade = build_pipeline(recipe["degradation"])
     data = DataLoader(
         DATASETS.build(recipe["data"]["train"]),
@@ -67,23 +63,51 @@ def plain(recipe: dict, steps: int) -> float:
         sampler=count(),
         num_workers=recipe["data"]["num_workers"],
     )
-    dtype = torch.bfloat16 if precision.mixed_precision == "bf16" else None
-    started = 0.0
-    for step, batch in zip(range(steps), data):
-        if step == WARMUP:
-            started = time.perf_counter()
+    for step, batch in enumerate(data):
         target = batch["target"]
         inputs = degrade(target, torch.Generator().manual_seed(step))
         if precision.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
+        yield inputs, target
+
+
+def plain_step(recipe: dict) -> Callable[[Tensor, Tensor], None]:
+    """One update of a minimal loop: forward under autocast, the recipe's loss, backward, ``torch.optim.Adam``."""
+    torch.manual_seed(recipe["seed"])
+    precision = choose_precision(recipe["train"]["mixed_precision"], torch.device("cpu"))
+    model = MODELS.build(recipe["model"])
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    criterion = WeightedLoss(recipe["loss"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe["optimizer"]["lr"])
+    dtype = torch.bfloat16 if precision.mixed_precision == "bf16" else None
+
+    def step(inputs: Tensor, target: Tensor) -> None:
         with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
             output = model(inputs)
         loss, _ = criterion(output.float(), target)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    loss.item()
-    return (steps - WARMUP) / (time.perf_counter() - started)
+
+    return step
+
+
+def timed_rate(
+    batches: Iterator[tuple[Tensor, Tensor]], step: Callable[[Tensor, Tensor], None], steps: int, warmup: int
+) -> float:
+    """Steps/s of ``step`` over ``batches`` between step ``warmup`` and step ``steps`` (data included)."""
+    started = 0.0
+    for index, (inputs, target) in zip(range(steps), batches):
+        if index == warmup:
+            started = time.perf_counter()
+        step(inputs, target)
+    return (steps - warmup) / (time.perf_counter() - started)
+
+
+def plain(recipe: dict, steps: int, warmup: int = WARMUP) -> float:
+    """Steps/s of the minimal loop: DataLoader, degrade, forward under autocast, backward, step."""
+    return timed_rate(degraded_batches(recipe), plain_step(recipe), steps, warmup)
 
 
 def main() -> None:
