@@ -21,7 +21,7 @@ from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
 from accelerate.utils import parse_flag_from_env, set_seed
 from rich.console import Console
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from sr_toolkit.core import checkpoint
 from sr_toolkit.core.errors import SrToolkitError, TrainingDiverged
@@ -32,6 +32,7 @@ from sr_toolkit.core.threads import configure_threads
 from sr_toolkit.data.batches import DrawSampler, training_batches
 from sr_toolkit.data.degrade import build_pipeline
 from sr_toolkit.training.display import TrainingDisplay, format_seconds, validation_line
+from sr_toolkit.training.ema import ema_model
 from sr_toolkit.training.gan import GanParts
 from sr_toolkit.training.losses import WeightedLoss
 from sr_toolkit.training.nonfinite import GRADIENTS, NonFiniteWatch, describe
@@ -148,7 +149,7 @@ class Trainer:
         decay = self.train_cfg["ema"]
         if decay is None:
             return None
-        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+        return ema_model(self.model, decay)
 
     @property
     def micro_batches(self) -> int:
