@@ -57,7 +57,9 @@ def declare_convolutional(
     return model
 
 
-def declare_windowed(model: nn.Module, scale: int, window: int, supports_half: bool) -> nn.Module:
+def declare_windowed(
+    model: nn.Module, scale: int, window: int, supports_half: bool, supports_bfloat16: bool = True
+) -> nn.Module:
     """Declare the contract of a window-attention ``model``: inputs padded to ``window`` multiples, tiles
     overlapping by one window, tiling only approximate."""
     declare(
@@ -69,7 +71,7 @@ def declare_windowed(model: nn.Module, scale: int, window: int, supports_half: b
         exact_tiling=False,
         tiling_caveat=WINDOW_CAVEAT,
         supports_half=supports_half,
-        supports_bfloat16=True,
+        supports_bfloat16=supports_bfloat16,
     )
     return model
 
@@ -190,7 +192,9 @@ def swinir_net(
         upsampler=upsampler,
         resi_connection="3conv" if upsampler == "nearest+conv" else "1conv",
     )
-    return declare_windowed(model, scale, window_size, supports_half=False)
+    # spandrel's SwinIR adds its attention mask in float32 for any size but its training one, so with bfloat16
+    # weights the attention's matmul mixes dtypes and fails: it runs in float32 only
+    return declare_windowed(model, scale, window_size, supports_half=False, supports_bfloat16=False)
 
 
 @MODELS.register("swinir_s")

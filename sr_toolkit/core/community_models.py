@@ -132,6 +132,11 @@ def module_of(descriptor: ImageModelDescriptor) -> nn.Module:
     return DescriptorCall(descriptor.model, call)
 
 
+# Architectures whose spandrel descriptor claims bfloat16 but whose forward fails with bfloat16 weights:
+# SwinIR adds its attention mask in float32 at any size but its training one.
+FLOAT32_ONLY = frozenset({"SwinIR"})
+
+
 def contract_from(descriptor: ImageModelDescriptor, module: nn.Module) -> ModelContract:
     """Our contract for a spandrel descriptor: it knows no halo, so tiling always overlaps by a guess."""
     requirements = descriptor.size_requirements
@@ -149,7 +154,7 @@ def contract_from(descriptor: ImageModelDescriptor, module: nn.Module) -> ModelC
         exact_tiling=False,
         tiling_caveat=caveat,
         supports_half=descriptor.supports_half,
-        supports_bfloat16=descriptor.supports_bfloat16,
+        supports_bfloat16=descriptor.supports_bfloat16 and descriptor.architecture.id not in FLOAT32_ONLY,
     )
 
 
