@@ -11,6 +11,8 @@ forgotten quickly and the configured decay holds from ``9 / (1 - decay) - 1`` up
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
@@ -27,13 +29,13 @@ def ema_model(model: nn.Module, decay: float) -> AveragedModel:
     the model."""
 
     @torch.no_grad()
-    def average(averaged: list[Tensor], current: list[Tensor], updates: Tensor) -> None:
+    def average(averaged: Sequence[Tensor], current: Sequence[Tensor], updates: Tensor | int) -> None:
         if not torch.is_floating_point(averaged[0]):
-            torch._foreach_copy_(averaged, current)
+            torch._foreach_copy_(list(averaged), list(current))
             return
-        weight = 1 - warmed_up_decay(decay, updates.to(torch.float32))
-        step = torch._foreach_sub(current, averaged)
+        weight = 1 - warmed_up_decay(decay, torch.as_tensor(updates, dtype=torch.float32, device=averaged[0].device))
+        step = torch._foreach_sub(list(current), list(averaged))
         torch._foreach_mul_(step, weight.to(averaged[0].dtype))
-        torch._foreach_add_(averaged, step)
+        torch._foreach_add_(list(averaged), step)
 
     return AveragedModel(model, multi_avg_fn=average, use_buffers=True)
