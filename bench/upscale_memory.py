@@ -12,7 +12,6 @@ and the 8-bit output), the rest is Python, torch and the tile.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -43,15 +42,27 @@ def write_model(path: Path, name: str) -> None:
     save_model(path, MODELS.build(spec), {"model": spec, "scale": SCALE, "task": "upscale"})
 
 
+# Run by a fresh interpreter between us and the command: a child's ru_maxrss counts the pages it shared with
+# the process that forked it, so a command forked from a large benchmark process would report that size.
+# Writes "PEAK_KIB EXIT_CODE" to the file named first.
+WAIT_AND_REPORT = (
+    "import os, pathlib, subprocess, sys; child = subprocess.Popen(sys.argv[2:]); "
+    "_, status, usage = os.wait4(child.pid, 0); "
+    "pathlib.Path(sys.argv[1]).write_text(f'{usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}')"
+)
+
+
 def measure(command: list[str]) -> tuple[float, float]:
-    """(peak RSS in GiB, wall seconds) of ``command`` run as a child process; raises if it fails."""
+    """(peak RSS in GiB, wall seconds) of ``command``, run by a fresh interpreter (see ``WAIT_AND_REPORT``);
+    raises if it fails."""
     started = time.perf_counter()
-    child = subprocess.Popen(command)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed with exit code {child.returncode}")
-    return usage.ru_maxrss / 2**20, time.perf_counter() - started  # ru_maxrss is in KiB on Linux
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "report"
+        subprocess.run([sys.executable, "-c", WAIT_AND_REPORT, str(report), *command], check=True)
+        peak_kib, exit_code = map(int, report.read_text().split())
+    if exit_code != 0:
+        raise SystemExit(f"{' '.join(command)} failed with exit code {exit_code}")
+    return peak_kib / 2**20, time.perf_counter() - started  # ru_maxrss is in KiB on Linux
 
 
 def main() -> None:
