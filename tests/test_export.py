@@ -106,6 +106,26 @@ class BrightnessSwitch(TinyESPCN):
         return self.body(x) if x.mean() > 0.5 else self.body(1 - x)
 
 
+class Reparameterised(torch.nn.Module):
+    """A plugin that trains one convolution and, like SPAN, computes the one it runs in eval mode from it on every
+    call, giving that one's weights new tensors (``weight.data = ...``): torch.export cannot trace that."""
+
+    def __init__(self, scale: int = 4, channels: int = 32) -> None:
+        super().__init__()
+        self.trained = torch.nn.Conv2d(3, channels, 3, padding=1)
+        self.inference = torch.nn.Conv2d(3, channels, 3, padding=1)
+        self.tail = torch.nn.Sequential(
+            torch.nn.Conv2d(channels, 3 * scale**2, 3, padding=1), torch.nn.PixelShuffle(scale)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return self.tail(self.trained(x))
+        self.inference.weight.data = self.trained.weight.detach().clone()
+        self.inference.bias.data = self.trained.bias.detach().clone()
+        return self.tail(self.inference(x))
+
+
 def plugin_file(folder: Path, name: str, module: type[torch.nn.Module]) -> Path:
     """A model file for a plugin registered here as ``name`` (x2, 8 channels)."""
     MODELS.register(name)(module)
@@ -129,6 +149,29 @@ def test_a_plugin_exports_whatever_it_calls_its_input(
     with torch.no_grad():
         expected = load_model(path)(x).numpy()
     assert got.shape == expected.shape == (2, 3, 48, 80)
+    assert np.abs(got - expected).max() < 1e-4 and expected.std() > 1e-3
+
+
+def test_a_model_that_rewrites_its_weights_exports_through_torchscript(
+    tmp_path: Path, clean_registries: None, capsys: pytest.CaptureFixture
+) -> None:
+    path = plugin_file(tmp_path, "reparameterised", Reparameterised)
+    model = load_model(path)
+    image = torch.rand(1, 3, 16, 24)
+    assert export_tool.rewrites_its_weights(model, image)
+    (tmp_path / "tiny").mkdir()
+    assert not export_tool.rewrites_its_weights(
+        load_model(plugin_file(tmp_path / "tiny", "tiny_espcn", TinyESPCN)), image
+    )
+
+    assert export_tool.main([str(path), "--onnx", str(tmp_path / "m.onnx")]) == 0  # torch.export would crash here
+    assert "onnxruntime matches PyTorch on a 1x3x48x32 input" in capsys.readouterr().out
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.rand(3, 3, 24, 40, generator=torch.Generator().manual_seed(2))
+    (got,) = session.run(["output"], {"image": x.numpy()})
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert got.shape == expected.shape == (3, 3, 48, 80)
     assert np.abs(got - expected).max() < 1e-4 and expected.std() > 1e-3
 
 

@@ -1,15 +1,23 @@
 """Export a trained model to ONNX: ``python tools/export.py MODEL.safetensors --onnx model.onnx``.
 
 The ONNX graph takes ``image`` (N, 3, H, W) float32 in [0, 1] with dynamic batch, height and width
-and returns ``output`` (N, 3, scale*H, scale*W), the network's raw values (clamp them to [0, 1] before
+(H and W in multiples of the model contract's ``size_multiple``, as every consumer pads them) and
+returns ``output`` (N, 3, scale*H, scale*W), the network's raw values (clamp them to [0, 1] before
 saving). The model file's metadata (model spec, scale, task) is kept under the ONNX metadata key
-``sr_toolkit``. Afterwards the file is run in onnxruntime on a random input and compared with
-PyTorch (``--no-check`` skips that). Needs ``pip install "sr-toolkit[onnx]"`` (onnx, onnxscript and
-onnxruntime) and torch 2.6 or newer (its torch.export-based exporter).
+``sr_toolkit``. Afterwards the file is run in onnxruntime on a random input of another batch and size
+and compared with PyTorch (``--no-check`` skips that). Needs ``pip install "sr-toolkit[onnx]"`` (onnx,
+onnxscript and onnxruntime) and torch 2.6 or newer (its torch.export-based exporter).
 
-Any model that torch.export can trace exports, whatever its ``forward`` calls its input. A model it
-cannot trace (data-dependent control flow, an operator without an ONNX translation) gets one
-``error:`` line naming the model and the reason, and exit code 2; the .onnx file is then not
+How the graph is traced: by torch.export in strict mode (TorchDynamo), which keeps sizes symbolic where
+the window-attention models compute them in Python (SwinIR's, HAT's and DAT's ``int(windows.shape[0] /
+...)``, which the non-strict tracer turns into the example's batch size: a graph that gives wrong pixels
+at any other batch); where strict mode cannot trace a model, by the ONNX exporter's own (non-strict)
+capture. A model whose forward gives its own weights new tensors (SPAN recomputes its inference
+convolution with ``weight.data = ...`` on every call) cannot go through torch.export at all (torch 2.14
+crashes the interpreter on it), so it is traced by the TorchScript exporter, which records the weights
+the call computed. Any model that one of these can trace exports, whatever its ``forward`` calls its
+input. A model none can trace (data-dependent control flow, an operator without an ONNX translation)
+gets one ``error:`` line naming the model and the reason, and exit code 2; the .onnx file is then not
 written. Exit code 1: onnxruntime's output differs from PyTorch's, or onnxruntime cannot run it.
 """
 
@@ -21,7 +29,9 @@ import io
 import json
 import re
 import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -53,8 +63,84 @@ def example_input(model: torch.nn.Module, batch: int, rows: int, cols: int) -> t
     return torch.rand(batch, 3, rows * unit, cols * unit, generator=torch.Generator().manual_seed(0))
 
 
+EXPORT_EXAMPLE = (2, 5, 7)
+"""The batch, rows and columns (:func:`example_input`) the graph is traced at: a batch above 1 (a tracer
+takes a size of 1 for a constant) and sizes no model compares its input with (SwinIR compares it with the
+patch size it was built for, 48 or 64; a trace follows the branch its example takes)."""
+
+CHECK_EXAMPLE = (1, 3, 2)
+"""The batch, rows and columns onnxruntime is checked at: all three differ from :data:`EXPORT_EXAMPLE`'s, so
+a size the tracer took for a constant shows."""
+
+
+def dynamic_dims(model: torch.nn.Module) -> dict[int, Any]:
+    """torch.export's dimensions for the input: any batch; height and width in multiples of the model's
+    ``size_multiple`` (a window-attention model pads to them behind a Python ``if``, which a trace fixes)."""
+    multiple = contract_of(model).size_multiple
+    batch = torch.export.Dim("batch")
+    if multiple == 1:
+        return {0: batch, 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
+    return {0: batch, 2: multiple * torch.export.Dim("rows"), 3: multiple * torch.export.Dim("columns")}
+
+
+def rewrites_its_weights(model: torch.nn.Module, image: torch.Tensor) -> bool:
+    """Whether calling ``model`` on ``image`` gives any of its parameters or buffers a new tensor
+    (``weight.data = ...``, as SPAN's forward does to recompute its inference convolution)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    storages = [tensor.untyped_storage() for tensor in tensors]  # held, so no new tensor can take their address
+    with torch.no_grad():
+        model(image)
+    return any(tensor.untyped_storage().data_ptr() != old.data_ptr() for tensor, old in zip(tensors, storages))
+
+
+def strict_program(model: torch.nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram | None:
+    """``model`` traced by torch.export in strict mode with :func:`dynamic_dims`, or None where strict
+    mode cannot trace it (TorchDynamo refuses a custom autograd function's deprecated API in OmniSR, or
+    a guard it cannot prove, like EDSR's bicubic ``scale_factor``)."""
+    try:
+        return torch.export.export(model, (example,), dynamic_shapes=(dynamic_dims(model),), strict=True)
+    except Exception:  # noqa: BLE001 (TorchDynamo raises many kinds; the exporter's own capture comes next)
+        return None
+
+
+def write_graph(model: torch.nn.Module, path: Path, opset: int | None) -> None:
+    """Trace ``model`` at :data:`EXPORT_EXAMPLE` and write its graph to ``path``: by the TorchScript exporter
+    when its forward rewrites its weights, else from :func:`strict_program`, else by the ONNX exporter's own
+    capture (the module's docstring says why)."""
+    example = example_input(model, *EXPORT_EXAMPLE)
+    if rewrites_its_weights(model, example_input(model, *CHECK_EXAMPLE)):
+        output_axes = {0: "batch", 2: "output_height", 3: "output_width"}
+        axes = {"image": {0: "batch", 2: "height", 3: "width"}, "output": output_axes}
+        with warnings.catch_warnings():  # that it is deprecated: it serves only what torch.export cannot trace
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                input_names=["image"],
+                output_names=["output"],
+                dynamic_axes=axes,
+                opset_version=opset,
+                dynamo=False,
+            )
+        return
+    program = strict_program(model, example)
+    torch.onnx.export(
+        model if program is None else program,
+        (example,),
+        str(path),
+        input_names=["image"],
+        output_names=["output"],
+        dynamic_shapes=(dynamic_dims(model),) if program is None else None,
+        opset_version=opset,
+        dynamo=True,
+        external_data=False,
+    )
+
+
 def export_onnx(model: torch.nn.Module, path: Path, opset: int | None = None) -> None:
-    """Write ``model`` as one self-contained ONNX file with dynamic batch, height and width.
+    """Write ``model`` as one self-contained ONNX file with dynamic batch, height and width (see
+    :func:`write_graph`), the model file's metadata under :data:`METADATA_KEY`.
 
     The input is given to the exporter by position (its dynamic dimensions too), so the name the
     model's ``forward`` gives it does not matter; the ONNX input is named ``image`` all the same. The
@@ -62,21 +148,10 @@ def export_onnx(model: torch.nn.Module, path: Path, opset: int | None = None) ->
     """
     import onnx
 
-    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
     with atomic_path(path) as temporary:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            # the exporter narrates its passes, and dumps graphs to stderr when tracing fails
-            torch.onnx.export(
-                model,
-                (example_input(model, 2, 4, 3),),
-                str(temporary),
-                input_names=["image"],
-                output_names=["output"],
-                dynamic_shapes=(dims,),
-                opset_version=opset,
-                dynamo=True,
-                external_data=False,
-            )
+            # the exporters narrate their passes, and dump graphs to stderr when tracing fails
+            write_graph(model, temporary, opset)
         graph = onnx.load(str(temporary))
         contract = contract_of(model)
         info = {"model": contract.spec, "scale": contract.scale, "task": contract.task}
@@ -126,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.no_check:
         return OK
-    inputs = example_input(model, 1, 3, 2)  # another size than the export's example
+    inputs = example_input(model, *CHECK_EXAMPLE)
     try:
         difference = onnx_difference(model, args.onnx, inputs)
     except ImportError:
