@@ -31,7 +31,7 @@ from sr_toolkit.core.errors import DataError, SrToolkitError, first_line
 from sr_toolkit.core.image_writer import ALPHA_FORMATS, save_pixels
 from sr_toolkit.core.imageio import IMAGE_EXTENSIONS, Decoded, composite, decode_image, list_images, split_alpha
 from sr_toolkit.core.model_contract import contract_of
-from sr_toolkit.inference.tiling import FALLBACK_OVERLAP, round_up, tile_count
+from sr_toolkit.inference.tiling import guessed_overlap, tile_count
 from sr_toolkit.inference.upscaling import (
     MEMORY_SHARE,
     bytes_per_output_pixel,
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     precision = " in half precision" if args.half else ""
     say(f"{args.model}: {contract.architecture}, {task}, on {device}{precision}")
     if args.tile is not None and contract.halo is None and args.tile_overlap is None:
-        args.tile_overlap = round_up(FALLBACK_OVERLAP, contract.size_multiple)
+        args.tile_overlap = guessed_overlap(contract)
         say(
             f"warning: model '{contract.architecture}' declares no 'halo' (receptive-field radius): tiles overlap "
             f"by {args.tile_overlap} px, which may leave seams; pass --tile-overlap to be sure"

@@ -61,19 +61,25 @@ def round_up(value: int, multiple: int) -> int:
     return math.ceil(value / multiple) * multiple
 
 
+def guessed_overlap(contract: ModelContract) -> int:
+    """The overlap for a model that declares no ``halo``: :data:`FALLBACK_OVERLAP` rounded up to its size
+    multiple."""
+    return round_up(FALLBACK_OVERLAP, contract.size_multiple)
+
+
 def default_overlap(model: nn.Module) -> int:
     """The overlap tiles read by default: the contract's ``halo`` rounded up to the model's size multiple
-    (for a model that tiles exactly, the overlap that makes tiling exact)."""
+    (for a model that tiles exactly, the overlap that makes tiling exact), else :func:`guessed_overlap`
+    with a warning."""
     contract = contract_of(model)
-    halo = contract.halo
-    if halo is None:
+    if contract.halo is None:
         warnings.warn(
             f"model '{contract.architecture}' declares no 'halo' (receptive-field radius); tiling with an overlap "
             f"of {FALLBACK_OVERLAP} pixels, which may leave seams: pass an overlap to be sure",
             stacklevel=3,
         )
-        halo = FALLBACK_OVERLAP
-    return round_up(halo, contract.size_multiple)
+        return guessed_overlap(contract)
+    return round_up(contract.halo, contract.size_multiple)
 
 
 def tiles_exactly(model: nn.Module) -> bool:

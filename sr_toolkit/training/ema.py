@@ -6,7 +6,7 @@ starts as the randomly initialised weights and forgets them slowly: at decay 0.9
 body adds little to the upscale); one without a skip (SPAN, the Swin family) deploys noise for the first
 thousands of steps. The decay here warms up as TensorFlow's ``tf.train.ExponentialMovingAverage`` does
 with ``num_updates``: after ``n`` updates it is ``min(decay, (1 + n) / (10 + n))``, so the start is
-forgotten quickly and the configured decay holds from ``9 / (1 - decay) - 1`` updates on (8,999 at 0.999).
+forgotten quickly and the configured decay holds from ``9 / (1 - decay) - 10`` updates on (8,990 at 0.999).
 """
 
 from __future__ import annotations
