@@ -91,18 +91,27 @@ def _draw_beta(bounds: tuple[float, float], count: int, generator: Generator | N
     return torch.where(lower, per_image(below, count, generator, device), per_image(above, count, generator, device))
 
 
-def _kernel_dtype(x: Tensor) -> torch.dtype:
-    """Kernels are built in float64 for float64 images and in float32 otherwise, then cast to the images' dtype."""
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
+class KernelBlur(Degradation):
+    """A degradation that filters each image with its own kernel, drawn by :meth:`draw`, in one grouped
+    convolution (:func:`sr_toolkit.data.kernels.apply_kernels`); the result is clipped to [0, 1] when
+    ``self.clip``."""
 
+    clip: bool
 
-def _filter(x: Tensor, kernels: Tensor, clip: bool) -> Tensor:
-    out = apply_kernels(x, kernels)
-    return out.clamp(0, 1) if clip else out
+    def draw(
+        self, count: int, generator: Generator | None, device: torch.device, dtype: torch.dtype = torch.float32
+    ) -> KernelDraw:
+        raise NotImplementedError
+
+    def apply(self, x: Tensor, generator: Generator | None) -> Tensor:
+        # kernels are built in float64 for float64 images, in float32 otherwise, then cast to the images' dtype
+        dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        out = apply_kernels(x, self.draw(x.shape[0], generator, x.device, dtype).kernels)
+        return out.clamp(0, 1) if self.clip else out
 
 
 @DEGRADATIONS.register("random_blur")
-class RandomBlur(Degradation):
+class RandomBlur(KernelBlur):
     """Real-ESRGAN's random blur: per image a Gaussian, generalized Gaussian, plateau or sinc kernel of random size.
 
     Per image, as Real-ESRGAN's ``RealESRGANDataset`` draws the kernel of one of its two blur stages: with
@@ -194,12 +203,9 @@ class RandomBlur(Degradation):
         labels = torch.where(blurred, torch.where(sinc, len(self.kernel_list), kinds), len(self.kernel_list) + 1)
         return KernelDraw(kernels, labels, (*self.kernel_list, "sinc", "none"))
 
-    def apply(self, x: Tensor, generator: Generator | None) -> Tensor:
-        return _filter(x, self.draw(x.shape[0], generator, x.device, _kernel_dtype(x)).kernels, self.clip)
-
 
 @DEGRADATIONS.register("sinc_filter")
-class SincFilter(Degradation):
+class SincFilter(KernelBlur):
     """Real-ESRGAN's final sinc filter: per image, with probability `prob`, a 2-D sinc low-pass (ringing).
 
     Per image, as ``RealESRGANDataset`` draws its ``sinc_kernel``: with probability ``prob`` a circular
@@ -236,6 +242,3 @@ class SincFilter(Degradation):
             chosen.view(-1, 1, 1), circular_lowpass(cutoff, size, sizes), delta(count, size, device, dtype)
         )
         return KernelDraw(kernels, (~chosen).long(), ("sinc", "none"))
-
-    def apply(self, x: Tensor, generator: Generator | None) -> Tensor:
-        return _filter(x, self.draw(x.shape[0], generator, x.device, _kernel_dtype(x)).kernels, self.clip)
