@@ -61,7 +61,9 @@ def test_generalized_gaussian_of_beta_one_is_the_gaussian_and_plateau_differs() 
     gauss = kernels.gaussian(*args, 21)
     torch.testing.assert_close(kernels.generalized_gaussian(*args, torch.ones(2), 21), gauss)
     flatter = kernels.generalized_gaussian(*args, torch.full((2,), 4.0), 21)
-    assert torch.all(flatter[:, 10, 10] < gauss[:, 10, 10])  # beta > 1: a flatter top, lower peak
+    top, tail = (flatter[:, 10, x] / flatter[:, 10, 10] for x in (11, 20))  # q < 1 at x = 1, q > 1 at x = 10
+    assert torch.all(top > gauss[:, 10, 11] / gauss[:, 10, 10])  # beta > 1: a flatter top ...
+    assert torch.all(tail < gauss[:, 10, 20] / gauss[:, 10, 10])  # ... and a thinner tail
     assert not torch.allclose(kernels.plateau(*args, torch.ones(2), 21), gauss)
 
 
@@ -104,7 +106,8 @@ def test_sinc_matches_the_bessel_closed_form() -> None:
     for x, y in POINTS:
         radius = math.hypot(x, y)
         expected = 2 * special.j1(cutoff * radius) / (cutoff * radius)  # [w J1(w r) / (2 pi r)] / [w^2 / (4 pi)]
-        assert kernel[7 + y, 7 + x].item() / centre == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        # torch.special.bessel_j1 in float64 is off scipy's by up to 5e-7 (worst near 5 < z < 8), so 2 J1(z)/z by < 1e-6
+        assert kernel[7 + y, 7 + x].item() / centre == pytest.approx(expected, rel=0, abs=1e-6)
     torch.testing.assert_close(kernel, kernel.T)
     torch.testing.assert_close(kernel, kernel.flip(0))
 
@@ -170,9 +173,9 @@ def test_delta_kernel_is_the_identity() -> None:
     "spec", [{"type": "random_blur", "clip": False}, {"type": "sinc_filter", "prob": 1.0, "clip": False}]
 )
 def test_blur_of_a_constant_image_is_constant(spec: dict) -> None:
-    flat = torch.full((16, 3, 24, 24), 0.37, dtype=torch.float64)
+    flat = torch.full((16, 3, 24, 24), 0.37)
     out = DEGRADATIONS.build(spec)(flat, seeded(2))
-    torch.testing.assert_close(out, flat, rtol=0, atol=1e-12)  # normalised kernels, also the sinc's negative lobes
+    torch.testing.assert_close(out, flat, rtol=0, atol=1e-6)  # normalised kernels, also the sinc's negative lobes
 
 
 def test_apply_kernels_refuses_mismatched_kernels_and_tiny_images() -> None:
