@@ -114,6 +114,8 @@ RANDOM_SPECS = [
     {"type": "gaussian_noise", "sigma": [0.01, 0.1]},
     {"type": "gaussian_noise", "sigma": 0.05, "gray": True},
     {"type": "gaussian_blur"},
+    {"type": "random_blur"},
+    {"type": "sinc_filter"},
     {"type": "jpeg"},
     {"type": "random_order", "steps": [{"type": "darken"}, {"type": "gaussian_noise"}]},
     {"type": "one_of", "steps": [{"type": "salt_pepper"}, {"type": "color_noise"}]},
