@@ -42,17 +42,16 @@ def torchvision_jpeg(images: Tensor, qualities: list[int]) -> Tensor:
     Colour images are stored with 4:2:0 chroma subsampling, libjpeg's default.
     """
     device = images.device if images.shape[1] == 3 else torch.device("cpu")
-    work = images.to(device)
-    decoded: list[Tensor | None] = [None] * len(qualities)
+    work = images.to(device).contiguous()
+    decoded: dict[int, Tensor] = {}
     with warnings.catch_warnings():  # torchvision 0.29 deprecates its codecs in favour of TorchCodec
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="torchvision")
         for quality in sorted(set(qualities)):
             chosen = [index for index, q in enumerate(qualities) if q == quality]
             encoded = encode_jpeg([work[index] for index in chosen], quality=quality)
             images_back = decode_jpeg([data.cpu() for data in encoded], device=device)
-            for index, image in zip(chosen, images_back):
-                decoded[index] = image
-    return torch.stack(decoded).to(images.device)  # type: ignore[arg-type]  # every index was filled
+            decoded.update(zip(chosen, images_back))
+    return torch.stack([decoded[index] for index in range(len(qualities))]).to(images.device)
 
 
 def pillow_round_trip(images: Tensor, qualities: list[int], codec: str, **options: object) -> Tensor:

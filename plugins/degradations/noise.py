@@ -46,7 +46,7 @@ class GaussianNoise(Degradation):
 
     ``gray_prob``: the probability that an image gets gray noise (one noise plane on every channel)
     rather than independent noise per channel, decided per image. ``gray: true`` is the older switch for
-    ``gray_prob: 1`` (every image gray); giving both is an error.
+    ``gray_prob: 1`` (every image gray); with any other ``gray_prob`` it raises ValueError.
 
     Follows BasicSR's ``random_add_gaussian_noise_pt`` (clip, no rounding), where sigma is in 8-bit
     levels: Real-ESRGAN's ``noise_range: [1, 30]`` and ``gray_noise_prob: 0.4`` are
