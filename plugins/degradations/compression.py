@@ -34,15 +34,44 @@ def check_channels(name: str, x: Tensor) -> None:
         raise ValueError(f"{name} needs 1 or 3 channels, got {x.shape[1]}")
 
 
+# JPEG's (JFIF's) full-range BT.601 YCbCr: rows give Y, Cb, Cr from R, G, B (Cb, Cr centred on 0).
+RGB_TO_YCBCR = (
+    (0.299, 0.587, 0.114),
+    (-0.168736, -0.331264, 0.5),
+    (0.5, -0.418688, -0.081312),
+)
+BLOCKS = {"4:2:0": (2, 2), "4:2:2": (1, 2)}  # (rows, columns) of chroma samples averaged together
+
+
+def subsample_chroma(x: Tensor, rows: int = 2, columns: int = 2) -> Tensor:
+    """RGB images (N, 3, H, W) in [0, 1] with their Cb and Cr (JPEG's full-range BT.601 YCbCr) averaged
+    over blocks of ``rows`` x ``columns`` pixels and repeated back over each block, clipped to [0, 1];
+    luma is kept. A partial block at an odd edge averages the pixels it has."""
+    height, width = x.shape[-2:]
+    forward = torch.tensor(RGB_TO_YCBCR, dtype=torch.float64)
+    to_ycbcr, to_rgb = forward.to(x.device, x.dtype), torch.linalg.inv(forward).to(x.device, x.dtype)
+    ycbcr = torch.einsum("oc,nchw->nohw", to_ycbcr, x)
+    chroma = F.avg_pool2d(ycbcr[:, 1:], (rows, columns), ceil_mode=True)
+    chroma = chroma.repeat_interleave(rows, dim=2).repeat_interleave(columns, dim=3)[..., :height, :width]
+    ycbcr = torch.cat([ycbcr[:, :1], chroma], dim=1)
+    return torch.einsum("oc,nchw->nohw", to_rgb, ycbcr).clamp(0, 1)
+
+
 def torchvision_jpeg(images: Tensor, qualities: list[int]) -> Tensor:
     """JPEG round trip of uint8 images (N, C, H, W), C = 1 or 3, each at its own quality (1-100).
 
-    On a CUDA device RGB images are encoded and decoded with nvJPEG, one call per distinct quality;
-    gray images (which torchvision's CUDA encoder does not take) and CPU images go through libjpeg-turbo.
-    Colour images are stored with 4:2:0 chroma subsampling, libjpeg's default.
+    Colour is stored with 4:2:0 chroma subsampling. On the CPU, and for gray images anywhere (which
+    torchvision's CUDA encoder does not take), libjpeg-turbo encodes and decodes (4:2:0 is its default
+    for colour). On a CUDA device RGB images are encoded and decoded with nvJPEG, one call per distinct
+    quality; torchvision drives nvJPEG's encoder at 4:4:4, so the chroma is first averaged over 2 x 2
+    blocks there (:func:`subsample_chroma`, as Real-ESRGAN's differentiable JPEG does), which makes the
+    4:4:4 file carry 4:2:0 colour. CPU and CUDA results are close, not identical.
     """
     device = images.device if images.shape[1] == 3 else torch.device("cpu")
-    work = images.to(device).contiguous()
+    work = images.to(device)
+    if work.is_cuda:
+        work = to_uint8(subsample_chroma(work.float() / 255))
+    work = work.contiguous()
     decoded: dict[int, Tensor] = {}
     with warnings.catch_warnings():  # torchvision 0.29 deprecates its codecs in favour of TorchCodec
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="torchvision")
@@ -146,15 +175,6 @@ class Avif(LossyCodec):
         return pillow_round_trip(images, qualities, "AVIF", speed=self.speed)
 
 
-# JPEG's (JFIF's) full-range BT.601 YCbCr: rows give Y, Cb, Cr from R, G, B (Cb, Cr centred on 0).
-RGB_TO_YCBCR = (
-    (0.299, 0.587, 0.114),
-    (-0.168736, -0.331264, 0.5),
-    (0.5, -0.418688, -0.081312),
-)
-BLOCKS = {"4:2:0": (2, 2), "4:2:2": (1, 2)}  # (rows, columns) of chroma samples averaged together
-
-
 @DEGRADATIONS.register("chroma_subsample")
 class ChromaSubsample(Degradation):
     """Chroma subsampling: RGB to YCbCr (JPEG's full-range BT.601), Cb and Cr averaged over blocks of
@@ -173,14 +193,4 @@ class ChromaSubsample(Degradation):
 
     def apply(self, x: Tensor, generator: Generator | None) -> Tensor:
         check_channels("chroma_subsample", x)
-        if x.shape[1] == 1:
-            return x
-        height, width = x.shape[-2:]
-        forward = torch.tensor(RGB_TO_YCBCR, dtype=torch.float64)
-        to_ycbcr, to_rgb = forward.to(x.device, x.dtype), torch.linalg.inv(forward).to(x.device, x.dtype)
-        ycbcr = torch.einsum("oc,nchw->nohw", to_ycbcr, x)
-        rows, columns = BLOCKS[self.subsampling]
-        chroma = F.avg_pool2d(ycbcr[:, 1:], (rows, columns), ceil_mode=True)
-        chroma = chroma.repeat_interleave(rows, dim=2).repeat_interleave(columns, dim=3)[..., :height, :width]
-        ycbcr = torch.cat([ycbcr[:, :1], chroma], dim=1)
-        return torch.einsum("oc,nchw->nohw", to_rgb, ycbcr).clamp(0, 1)
+        return x if x.shape[1] == 1 else subsample_chroma(x, *BLOCKS[self.subsampling])
