@@ -407,7 +407,12 @@ def test_degradation_recipe_seeds_each_image_by_name(tmp_path):
     assert both["methods"]["bicubic"]["images"]["coffee.png"]["psnr"] == value
     assert other_seed["methods"]["bicubic"]["images"]["coffee.png"]["psnr"] != value
     assert value < clean["methods"]["bicubic"]["images"]["coffee.png"]["psnr"] - 3
-    assert both["settings"]["degradation"][1] == {"type": "gaussian_noise", "sigma": 0.05, "gray": False}
+    assert both["settings"]["degradation"][1] == {
+        "type": "gaussian_noise",
+        "sigma": 0.05,
+        "gray": False,
+        "gray_prob": 0.0,
+    }
     assert (
         eval_cli.main(
             [

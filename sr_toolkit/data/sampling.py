@@ -46,6 +46,12 @@ def normal(
     return torch.randn(shape, generator=generator, device=_source(generator, device), dtype=dtype).to(device)
 
 
+def poisson(rates: Tensor, generator: Generator | None) -> Tensor:
+    """Poisson counts with the given non-negative ``rates`` (any shape), as floats on ``rates``' device."""
+    source = _source(generator, rates.device)
+    return torch.poisson(rates.to(source), generator=generator).to(rates.device)
+
+
 def per_image(bounds: tuple[float, float], count: int, generator: Generator | None, device: torch.device) -> Tensor:
     """One value per image, uniform in [low, high] (exactly ``low`` when the range is one number)."""
     low, high = bounds
