@@ -44,7 +44,8 @@ def edges_and_flat(height: int = 40, width: int = 96) -> torch.Tensor:
     generator = torch.Generator().manual_seed(3)
     image = torch.full((1, 3, height, width), 0.4)
     image[..., width // 2 :] = 0.2 + 0.6 * (torch.arange(width - width // 2) // 3 % 2)
-    image[..., height // 2 :, width // 2 :] += 0.1 * torch.rand(3, height - height // 2, width - width // 2, generator=generator)
+    texture = torch.rand(3, height - height // 2, width - width // 2, generator=generator)
+    image[..., height // 2 :, width // 2 :] += 0.1 * texture
     return image.clamp(0, 1)
 
 
@@ -152,8 +153,7 @@ def test_the_target_key_is_checked_when_the_recipe_loads() -> None:
     with pytest.raises(RecipeError) as caught:
         load_recipe(ROOT / "recipes" / "resnet_x4.yaml", ["loss=[{type: l1, target: blurry}]"])
     assert str(caught.value) == (
-        "override loss=[{type: l1, target: blurry}]: loss.0.target: expected one of plain|sharpened, "
-        "got 'blurry' (str)"
+        "override loss=[{type: l1, target: blurry}]: loss.0.target: expected one of plain|sharpened, got 'blurry' (str)"
     )
     with pytest.raises(ValueError, match=r"^loss.1.target: expected one of plain\|sharpened, got 'usm'$"):
         WeightedLoss([{"type": "l1"}, {"type": "l1", "target": "usm"}])

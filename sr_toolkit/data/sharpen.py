@@ -53,7 +53,9 @@ def unsharp_mask(images: Tensor, weight: float = 0.5, threshold: float = 10.0) -
     threshold`` (per channel, in 8-bit levels), else 0; ``soft = gaussian_blur(mask)``; the result is ``soft *
     sharp + (1 - soft) * images``, so flat regions stay as they are. Computed with autocast off (a bfloat16
     blur would flip mask pixels); deterministic. Follows BasicSR's ``basicsr/utils/img_process_util.py``
-    ``USMSharp`` (radius 50, weight 0.5, threshold 10), which Real-ESRGAN applies to its targets.
+    ``USMSharp`` (radius 50, weight 0.5, threshold 10), which Real-ESRGAN applies to its targets. Each image
+    is sharpened as given, edges mirrored: on training patches, pixels within 25 of a patch edge can differ
+    from Real-ESRGAN's, which sharpens 400-pixel crops and then cuts its 256-pixel patches from them.
     """
     with torch.autocast(images.device.type, enabled=False):
         residual = images - gaussian_blur(images)
