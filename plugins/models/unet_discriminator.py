@@ -38,8 +38,10 @@ class UNetDiscriminatorSN(nn.Module):
     ``basicsr/archs/discriminator_arch.py`` ``UNetDiscriminatorSN`` (``num_feat`` = ``channels``, default 64).
 
     Its weights map one to one onto BasicSR's: the same layer names; a spectral-normed layer's
-    ``weight_orig``, ``weight_u`` and ``weight_v`` are here ``parametrizations.weight.original``, ``._u`` and
-    ``._v`` (torch's parametrization API), and in eval mode both compute the same normalised weight.
+    ``weight_orig``, ``weight_u`` and ``weight_v`` are here ``parametrizations.weight.original``,
+    ``parametrizations.weight.0._u`` and ``parametrizations.weight.0._v`` (torch's parametrization API). So
+    renamed, BasicSR's class gives the same logits in eval mode (its training-mode power iteration updates
+    v before u, torch's u before v).
     """
 
     is_discriminator = True  # not an image-to-image model: it has no model contract and is never tiled
