@@ -11,8 +11,10 @@ import pytest
 import torch
 import torchvision
 from conftest import machine_numerics
+from torch.nn.utils import parametrize
 
 from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.config.rules import is_adversarial
 from sr_toolkit.core import checkpoint
 from sr_toolkit.core.errors import TrainingDiverged
 from sr_toolkit.core.registry import LOSSES, MODELS
@@ -47,6 +49,17 @@ validation: {max_images: 1, samples: 1}
 """
 
 
+# Real-ESRGAN's GAN (realesrgan_model.py with train_realesrgan_x4plus.yml): the U-Net discriminator, and the
+# pixel and perceptual terms against the sharpened target
+REALESRGAN_STYLE = [
+    "gan.discriminator={type: unet_discriminator_sn, channels: 4}",
+    "loss.0.target=sharpened",
+    "loss.1.target=sharpened",
+]
+
+ADVERSARIAL = sorted(name for name in LOSSES.names() if is_adversarial(name))
+
+
 @pytest.fixture
 def gan_recipe(tmp_path: Path) -> Path:
     path = tmp_path / "gan.yaml"
@@ -66,6 +79,92 @@ def test_discriminator_works_for_any_patch_size() -> None:
     assert len(convs) == 8 and [c.stride[0] for c in convs] == [1, 2] * 4
     assert [c.out_channels for c in convs] == [64, 64, 128, 128, 256, 256, 512, 512]
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in discriminator.features) == 7
+
+
+def test_unet_discriminator_gives_a_logit_per_pixel_under_spectral_norm() -> None:
+    torch.manual_seed(0)
+    assert sum(p.numel() for p in MODELS.build({"type": "unet_discriminator_sn"}).parameters()) == 4_376_897
+    discriminator = MODELS.build({"type": "unet_discriminator_sn", "channels": 8})
+    without_skips = MODELS.build({"type": "unet_discriminator_sn", "channels": 8, "skip_connection": False})
+    for height, width in ((8, 8), (24, 40)):
+        images = torch.rand(2, 3, height, width)
+        assert discriminator(images).shape == without_skips(images).shape == (2, 1, height, width)
+    with pytest.raises(ValueError, match=r"multiples of 8, got 20x16 \(make data.train.patch_size a multiple of 8\)"):
+        discriminator(torch.rand(1, 3, 20, 16))
+    normed = [name for name, m in discriminator.named_children() if parametrize.is_parametrized(m, "weight")]
+    assert normed == [f"conv{i}" for i in range(1, 9)]
+    for _ in range(20):  # each training forward runs one power iteration
+        discriminator(torch.rand(1, 3, 8, 8))
+    discriminator.eval()
+    for name in normed:  # the weight used is W / sigma, sigma = u.Wv the power iteration's largest singular value
+        layer = getattr(discriminator, name)
+        original, vectors = layer.parametrizations.weight.original.flatten(1), layer.parametrizations.weight[0]
+        sigma = torch.dot(vectors._u, original @ vectors._v)
+        assert torch.allclose(layer.weight.flatten(1), original / sigma, rtol=1e-5, atol=0), name
+        # the estimate approaches the largest singular value from below: spectral norm 1, or a little more
+        assert 1 - 1e-5 <= torch.linalg.matrix_norm(layer.weight.flatten(1), ord=2).item() < 1.05, name
+
+
+def test_unet_discriminator_trains() -> None:
+    torch.manual_seed(0)
+    discriminator = MODELS.build({"type": "unet_discriminator_sn", "channels": 8})
+    adversarial = LOSSES.build({"type": "vanilla"})
+    optimizer = torch.optim.Adam(discriminator.parameters(), lr=1e-3)
+    real, fake = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16) * 0.5
+    before = state(discriminator)
+    losses = []
+    for _ in range(5):
+        optimizer.zero_grad()
+        loss = adversarial.discriminator_loss(discriminator(real), discriminator(fake))
+        loss.backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in discriminator.parameters())
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    after = state(discriminator)  # every weight, and spectral norm's singular vectors (u, v)
+    assert all(not torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_per_pixel_logits_are_averaged_over_images_and_pixels(name: str) -> None:
+    generator = torch.Generator().manual_seed(1)
+    real, fake = torch.randn(2, 1, 4, 6, generator=generator), torch.randn(2, 1, 4, 6, generator=generator)
+    adversarial = LOSSES.build({"type": name})
+    flat = real.reshape(-1, 1), fake.reshape(-1, 1)  # every pixel's logit as a sample of its own
+    assert torch.isclose(adversarial.discriminator_loss(real, fake), adversarial.discriminator_loss(*flat))
+    assert torch.isclose(adversarial.generator_loss(real, fake), adversarial.generator_loss(*flat))
+
+
+def test_ragan_compares_each_pixel_with_the_average_of_all_pixels() -> None:
+    real, fake = torch.tensor([[[[2.0, 0.0]]]]), torch.tensor([[[[-1.0, 1.0]]]])  # mean real 1, mean fake 0
+    softplus = torch.nn.functional.softplus
+    # D: 0.5 (mean softplus(-(real - 0)) + mean softplus(fake - 1)) = mean of softplus(-2) and softplus(0)
+    expected = (softplus(torch.tensor(-2.0)) + softplus(torch.tensor(0.0))) / 2
+    assert torch.isclose(LOSSES.build({"type": "ragan"}).discriminator_loss(real, fake), expected)
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_gan_steps_with_per_pixel_logits_give_finite_losses_and_gradients(name: str) -> None:
+    torch.manual_seed(0)
+    generator = MODELS.build({"type": "srresnet", "blocks": 1, "channels": 8})
+    discriminator = MODELS.build({"type": "unet_discriminator_sn", "channels": 4})
+    adversarial = LOSSES.build({"type": name})
+    inputs, target = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 16, 16)
+    d_loss, result = discriminator_step(generator, discriminator, adversarial, inputs, target, r1_weight=0.1)
+    d_loss.backward()
+    assert torch.isfinite(d_loss) and torch.isfinite(result.real_mean) and torch.isfinite(result.fake_mean)
+    assert all(p.grad is None for p in generator.parameters())
+    d_grads = [p.grad for p in discriminator.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in d_grads) and any(g.abs().sum() > 0 for g in d_grads)
+    discriminator.zero_grad(set_to_none=True)
+    discriminator.requires_grad_(False)
+    criterion = WeightedLoss([{"type": "l1", "target": "sharpened"}])
+    g_loss, parts = generator_step(generator, discriminator, criterion, adversarial, 0.1, inputs, target)
+    g_loss.backward()
+    assert torch.isfinite(g_loss) and parts["adversarial"].shape == () and torch.isfinite(parts["adversarial"])
+    g_grads = [p.grad for p in generator.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in g_grads) and any(g.abs().sum() > 0 for g in g_grads)
+    assert all(p.grad is None for p in discriminator.parameters())
 
 
 @pytest.mark.parametrize("name", ["vanilla", "lsgan", "hinge", "ragan"])
@@ -127,6 +226,13 @@ def test_r1_penalty_is_the_squared_input_gradient() -> None:
     assert torch.isclose(penalty, linear[1].weight.pow(2).sum())
 
 
+def test_r1_penalty_on_per_pixel_logits_takes_each_image_mean_logit() -> None:
+    pointwise = torch.nn.Conv2d(3, 1, 1, bias=False)  # logit w . x at each of the 20 pixels
+    penalty = r1_penalty(pointwise, torch.rand(2, 3, 4, 5))
+    # d(mean logit)/dx at each pixel is w / 20; the squared norm over 20 pixels is |w|^2 / 20
+    assert torch.isclose(penalty, pointwise.weight.pow(2).sum() / 20)
+
+
 def test_gan_training_updates_both_networks_and_logs_every_term(gan_recipe: Path, tmp_path: Path) -> None:
     recipe = load_recipe(gan_recipe)
     trainer = Trainer(recipe)
@@ -155,11 +261,14 @@ def test_gan_warmup_trains_the_generator_alone(gan_recipe: Path) -> None:
     assert all("loss/d_loss" not in r and "loss/adversarial" not in r for r in records if "loss" in r)
 
 
+@pytest.mark.parametrize("style", [[], REALESRGAN_STYLE], ids=["vgg_discriminator", "realesrgan_style"])
 @pytest.mark.parametrize("numerics", machine_numerics())
-def test_gan_resume_is_bit_exact(gan_recipe: Path, tmp_path: Path, numerics: str) -> None:
-    full = Trainer(load_recipe(gan_recipe, [f"output_dir={tmp_path / 'full'}", f"train.mixed_precision={numerics}"]))
+def test_gan_resume_is_bit_exact(gan_recipe: Path, tmp_path: Path, numerics: str, style: list[str]) -> None:
+    full = Trainer(
+        load_recipe(gan_recipe, [f"output_dir={tmp_path / 'full'}", f"train.mixed_precision={numerics}", *style])
+    )
     full.fit()
-    half = [f"output_dir={tmp_path / 'half'}", f"train.mixed_precision={numerics}"]
+    half = [f"output_dir={tmp_path / 'half'}", f"train.mixed_precision={numerics}", *style]
     Trainer(load_recipe(gan_recipe, [*half, "train.max_steps=2"])).fit()
     resumed = Trainer(load_recipe(gan_recipe, half), resume=True)
     resumed.fit()

@@ -53,7 +53,10 @@ def test_inheritance_deep_merges(family: Path) -> None:
     assert recipe["model"]["type"] == "resnet_x4"
     assert recipe["model"]["channels"] == 32 and recipe["model"]["blocks"] == 2
     assert recipe["train"]["max_steps"] == 50 and recipe["train"]["log_every"] == 5
-    assert recipe["loss"] == [{"type": "mse", "weight": 1.0}, {"type": "l1", "weight": 100}]
+    assert recipe["loss"] == [
+        {"type": "mse", "weight": 1.0, "target": "plain"},
+        {"type": "l1", "weight": 100, "target": "plain"},
+    ]
     assert recipe["name"] == "child" and recipe["output_dir"] == str(Path("runs") / "child")
 
 

@@ -1,3 +1,12 @@
 """First-party models: importing this package registers them."""
 
-from . import conv_autoencoder, deconv, edsr, resnet_x4, spandrel_archs, srresnet, vgg_discriminator  # noqa: F401
+from . import (  # noqa: F401
+    conv_autoencoder,
+    deconv,
+    edsr,
+    resnet_x4,
+    spandrel_archs,
+    srresnet,
+    unet_discriminator,
+    vgg_discriminator,
+)

@@ -22,6 +22,7 @@ from sr_toolkit.core.model_file import INIT_KEY
 from sr_toolkit.core.registry import DATASETS, DEGRADATIONS, LOSSES, MODELS, Registry, closest, parameters
 from sr_toolkit.core.typecheck import describe, matches
 from sr_toolkit.evaluation.scoring import validation_metrics_problem
+from sr_toolkit.training.losses import TARGETS
 from sr_toolkit.training.optimizers import OPTIMIZERS, optimizers_reading
 from sr_toolkit.training.schedule import duration_problem
 
@@ -255,7 +256,15 @@ RECIPE_SCHEMA = Section(
         "loss": ComponentList(
             LOSSES,
             [{"type": "l1"}],
-            {"weight": Field(float, 1.0)},
+            {
+                "weight": Field(float, 1.0),
+                "target": Field(
+                    Literal[TARGETS],  # names: the one table
+                    "plain",
+                    doc="the ground truth the term sees: plain, or sharpened (unsharp-masked, as Real-ESRGAN's "
+                    "pixel and perceptual terms); the discriminator always sees the plain one",
+                ),
+            },
             non_empty=True,
             doc="weighted sum of loss terms, each logged",
         ),

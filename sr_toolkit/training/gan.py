@@ -4,6 +4,13 @@ A GAN recipe trains with the same loop as any other; only the step differs (:met
 ``discriminator_step`` updates D on real targets and *detached* generator outputs, then
 ``generator_step`` updates G on the recipe's pixel/content loss plus the weighted adversarial term,
 with D frozen.
+
+A discriminator may give one logit per image, (N, 1), or one per pixel, (N, 1, H, W) (``unet_discriminator_sn``,
+Real-ESRGAN); the steps take its logits in float32 and the losses average over every logit, which for
+per-pixel logits is the mean over images and pixels, as Real-ESRGAN's losses do. Each loss term in the
+recipe's ``loss:`` list sees the plain target or the sharpened one (its ``target`` key,
+:class:`~sr_toolkit.training.losses.WeightedLoss`); the discriminator always sees the plain target, as
+Real-ESRGAN's ``gan_gt_usm: false`` does.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ from sr_toolkit.training.updates import Updates
 
 
 class AdversarialLoss(nn.Module):
-    """Base of adversarial losses: both directions from D's logits on real and fake images."""
+    """Base of adversarial losses: both directions from D's logits on real and fake images, float32
+    tensors of one shape, (N, 1) or per pixel (N, 1, H, W); each direction returns a scalar."""
 
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -38,9 +46,13 @@ class AdversarialLoss(nn.Module):
 
 
 def r1_penalty(discriminator: nn.Module, real: torch.Tensor) -> torch.Tensor:
-    """R1 gradient penalty (Mescheder et al. 2018): mean over images of |grad_x D(x)|^2 on reals."""
+    """R1 gradient penalty (Mescheder et al. 2018): mean over images of |grad_x D(x)|^2 on reals.
+
+    With per-pixel logits, D(x) is the image's mean logit (what the losses average), so the penalty does
+    not grow with the patch size; with one logit per image it is that logit."""
     real = real.detach().requires_grad_(True)
-    (gradient,) = torch.autograd.grad(discriminator(real).sum(), real, create_graph=True)
+    scores = discriminator(real).float().flatten(1).mean(1)
+    (gradient,) = torch.autograd.grad(scores.sum(), real, create_graph=True)
     return gradient.pow(2).flatten(1).sum(1).mean()
 
 
@@ -64,8 +76,8 @@ def discriminator_step(
     """D's loss on a batch; the fakes are made without a graph to G, so G gets no gradient."""
     with torch.no_grad():
         fake = generator(inputs).float()
-    real_logits = discriminator(target)
-    fake_logits = discriminator(fake)
+    real_logits = discriminator(target).float()
+    fake_logits = discriminator(fake).float()
     loss = adversarial.discriminator_loss(real_logits, fake_logits)
     if r1_weight:
         loss = loss + 0.5 * r1_weight * r1_penalty(discriminator, target)
@@ -82,13 +94,14 @@ def generator_step(
     inputs: torch.Tensor,
     target: torch.Tensor,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """G's loss: the recipe's loss terms, plus ``weight`` times the adversarial term when D is given
-    (during warm-up it is None). D's parameters must be frozen by the caller."""
+    """G's loss: the recipe's loss terms (on the plain or sharpened ``target``, as each term's ``target``
+    key says), plus ``weight`` times the adversarial term, from D's logits on the plain ``target`` and
+    the output, when D is given (during warm-up it is None). D's parameters must be frozen by the caller."""
     output = generator(inputs).float()
     loss, parts = criterion(output, target)
     if discriminator is not None and adversarial is not None:
-        real_logits = discriminator(target).detach()
-        adversarial_term = adversarial.generator_loss(real_logits, discriminator(output))
+        real_logits = discriminator(target).detach().float()
+        adversarial_term = adversarial.generator_loss(real_logits, discriminator(output).float())
         loss = loss + weight * adversarial_term
         parts = {**parts, "adversarial": adversarial_term.detach().float()}
     return loss, parts
