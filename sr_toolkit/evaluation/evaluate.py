@@ -284,7 +284,9 @@ class Evaluation:
         if settings.lr is not None:
             inputs = f"files from {settings.lr} matched by name"
         elif self.degradation is not None:
-            source = f"{settings.degradation} ({self.recipe_path})" if self.recipe_path else "the models' recipe"
+            source = str(settings.degradation or "the models' recipe")
+            if self.recipe_path is not None and str(self.recipe_path) != source:
+                source += f" ({self.recipe_path})"
             inputs = (
                 f"degradation list of {source}, seed {settings.seed}: "
                 f"each image's generator seeded with crc32('{settings.seed}/<file>')"

@@ -69,10 +69,10 @@ def best_value(metric: Column, values: Sequence[float]) -> float | None:
     """The best of a column's values: the highest, the lowest (LPIPS, MSE), or for a metric with an
     ``ideal`` (the HF ratio's 1) the one closest to it on a log scale, of those above 0 and finite;
     None when there is none."""
-    ideal = metric.ideal
-    if metric.higher_is_better is None and ideal is not None:
-        values = [value for value in values if 0 < value < math.inf]
-        return min(values, key=lambda value: abs(math.log(value / ideal))) if values else None
+    if metric.higher_is_better is None and metric.ideal is not None:
+        log_ideal = math.log(metric.ideal)
+        finite = [value for value in values if 0 < value < math.inf]
+        return min(finite, key=lambda value: abs(math.log(value) - log_ideal)) if finite else None
     return (max if metric.higher_is_better else min)(values) if values else None
 
 

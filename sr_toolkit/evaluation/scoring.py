@@ -178,7 +178,7 @@ def metric_class_problem(name: str) -> str | None:
         return f"{where} declares no label (str): see sr_toolkit.evaluation.scoring.Metric"
     direction = getattr(factory, "higher_is_better", ...)
     if direction is None:
-        ideal = factory.ideal
+        ideal = getattr(factory, "ideal", None)
         if isinstance(ideal, bool) or not isinstance(ideal, (int, float)) or not ideal > 0:
             return (
                 f"{where} declares higher_is_better None but no positive ideal (got {ideal!r}): "
