@@ -540,11 +540,12 @@ def recorded_inputs(monkeypatch, settings: Settings) -> dict[str, list[torch.Ten
         seen.setdefault(names[id(model)], []).append(x[0].clone())
         return run_model(model, x, scale, tile)
 
-    monkeypatch.setattr(evaluate, "baseline_output", record_baseline)
-    monkeypatch.setattr(evaluate, "run_model", record_model)
-    evaluation = Evaluation(settings)
-    names = {id(model): name for name, model in evaluation.models.items()}
-    evaluation.run()
+    with monkeypatch.context() as patch:
+        patch.setattr(evaluate, "baseline_output", record_baseline)
+        patch.setattr(evaluate, "run_model", record_model)
+        evaluation = Evaluation(settings)
+        names = {id(model): name for name, model in evaluation.models.items()}
+        evaluation.run()
     return seen
 
 
