@@ -157,7 +157,7 @@ def test_results_csv_holds_every_value(tmp_path):
     )
     with (tmp_path / "out" / "results.csv").open() as file:
         rows = list(csv.DictReader(file))
-    assert len(rows) == 2 * 3 and set(rows[0]) == {"method", "image", "psnr", "mse"}
+    assert len(rows) == 2 * 3 and list(rows[0]) == ["method", "image", "psnr", "mse", "inputs", "seed"]
     for row in rows:
         entry = results["methods"][row["method"]]
         values = entry["mean"] if row["image"] == "mean" else entry["images"][row["image"]]

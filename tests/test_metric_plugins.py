@@ -67,7 +67,7 @@ def test_a_plugin_metric_is_a_column_of_evaluation(tmp_path: Path, gap_plugin: P
     psnr_only = run_cli("--data", tmp_path / "hr", "--scale", 4, "--no-images", "--out", tmp_path / "psnr")
     assert results["methods"]["bicubic"]["mean"]["psnr"] == psnr_only["methods"]["bicubic"]["mean"]["psnr"]
     csv_header = (out / "results.csv").read_text().splitlines()[0]
-    assert csv_header == "method,image,psnr,abs_gap"
+    assert csv_header == "method,image,psnr,abs_gap,inputs,seed"
     assert "Gap [0,1] ↓" in (out / "report.html").read_text()
 
 

@@ -79,6 +79,5 @@ class HfRatio(_FidelityMetric):
     higher_is_better = None
     ideal = 1.0
     infinite_means = "a flat target (no high-frequency energy) and an output with some"
-    digits = 3
     min_side = 3
     _compute = staticmethod(metrics.hf_ratio)
