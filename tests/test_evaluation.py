@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 import math
 from pathlib import Path
@@ -16,9 +17,11 @@ from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from sr_toolkit.commands import eval as eval_cli
+from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core.model_file import save_model
 from sr_toolkit.core.registry import DEGRADATIONS, MODELS
 from sr_toolkit.core.resize import imresize, imresize_uint8
+from sr_toolkit.data.degrade import build_pipeline
 from sr_toolkit.evaluation import evaluate, metrics
 from sr_toolkit.evaluation.evaluate import Evaluation, Settings, model_names
 from sr_toolkit.evaluation.inputs import find_pairs, image_seed
@@ -154,7 +157,7 @@ def test_results_csv_holds_every_value(tmp_path):
     )
     with (tmp_path / "out" / "results.csv").open() as file:
         rows = list(csv.DictReader(file))
-    assert len(rows) == 2 * 3 and set(rows[0]) == {"method", "image", "psnr", "mse"}
+    assert len(rows) == 2 * 3 and list(rows[0]) == ["method", "image", "psnr", "mse", "inputs", "seed"]
     for row in rows:
         entry = results["methods"][row["method"]]
         values = entry["mean"] if row["image"] == "mean" else entry["images"][row["image"]]
@@ -513,3 +516,131 @@ def test_settings_are_checked_before_any_image_is_read(tmp_path):
         Evaluation(Settings(tmp_path / "hr", scale=2, lr=tmp_path / "hr", degradation=tmp_path / "r.yaml"))
     with pytest.raises(evaluate.EvaluationError, match="at scale 1 the inputs need a degradation"):
         Evaluation(Settings(tmp_path / "hr", scale=1))
+
+
+# --- degraded inputs: one per image, the same for every method, reproducible by --seed -------------
+
+NOISY_X2 = (
+    "scale: 2\nmodel: {type: deconv}\ndegradation:\n  - {type: downscale}\n  - {type: gaussian_noise, sigma: 0.05}\n"
+)
+
+
+def tiny_photos(folder: Path) -> None:
+    """Two small colour crops: a few milliseconds per method."""
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(data.coffee()[150:198, 250:314]).save(folder / "coffee.png")
+    Image.fromarray(data.astronaut()[60:108, 180:244]).save(folder / "astronaut.png")
+
+
+def recorded_inputs(monkeypatch, settings: Settings) -> dict[str, list[torch.Tensor]]:
+    """Run an evaluation; return the input each method was given, per method, in image order."""
+    seen: dict[str, list[torch.Tensor]] = {}
+    baseline_output, run_model = evaluate.baseline_output, evaluate.run_model
+
+    def record_baseline(name, inputs, scale):
+        seen.setdefault(name, []).append(inputs.clone())
+        return baseline_output(name, inputs, scale)
+
+    def record_model(model, x, scale, tile=None):
+        seen.setdefault(names[id(model)], []).append(x[0].clone())
+        return run_model(model, x, scale, tile)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(evaluate, "baseline_output", record_baseline)
+        patch.setattr(evaluate, "run_model", record_model)
+        evaluation = Evaluation(settings)
+        names = {id(model): name for name, model in evaluation.models.items()}
+        evaluation.run()
+    return seen
+
+
+def test_every_method_gets_the_same_degraded_input_reproducible_by_seed(tmp_path, monkeypatch):
+    tiny_photos(tmp_path / "hr")
+    (tmp_path / "noisy_x2.yaml").write_text(NOISY_X2)
+    write_model(tmp_path / "deconv.safetensors", {"type": "deconv", "scale": 2}, 2)
+    common = {"scale": 2, "degradation": tmp_path / "noisy_x2.yaml", "metrics": ("psnr",)}
+    model = (tmp_path / "deconv.safetensors",)
+
+    first = recorded_inputs(
+        monkeypatch, Settings(tmp_path / "hr", models=model, baselines=("bicubic", "nearest"), **common)
+    )
+    assert set(first) == {"bicubic", "nearest", "deconv"}
+    pipeline = build_pipeline(load_recipe(tmp_path / "noisy_x2.yaml")["degradation"])
+    for index, name in enumerate(["astronaut.png", "coffee.png"]):  # sorted by name
+        target = to_batch(np.asarray(Image.open(tmp_path / "hr" / name)))
+        generator = torch.Generator().manual_seed(image_seed(0, name))
+        expected = metrics.quantize(pipeline(target, generator))[0]
+        assert expected.shape == (3, 24, 32)
+        for method, inputs in first.items():
+            assert torch.equal(inputs[index], expected), (method, name)
+
+    # The same seed: the same inputs, whichever methods run and in which order.
+    again = recorded_inputs(monkeypatch, Settings(tmp_path / "hr", baselines=("nearest",), **common))
+    assert all(torch.equal(a, b) for a, b in zip(again["nearest"], first["bicubic"], strict=True))
+    reordered = recorded_inputs(
+        monkeypatch, Settings(tmp_path / "hr", models=model, baselines=("nearest", "bicubic"), **common)
+    )
+    assert all(torch.equal(a, b) for a, b in zip(reordered["deconv"], first["deconv"], strict=True))
+    # Another seed: other noise on every image. Two independent draws of sigma 0.05 differ by
+    # sqrt(2) 0.05 = 0.071 RMS (a little less where clipped), estimated here from 2304 values each.
+    other = recorded_inputs(monkeypatch, Settings(tmp_path / "hr", baselines=("bicubic",), seed=1, **common))
+    for a, b in zip(other["bicubic"], first["bicubic"], strict=True):
+        assert 0.03 < (a - b).pow(2).mean().sqrt().item() < 0.09
+
+
+def test_degraded_results_say_which_recipe_and_seed_made_the_inputs(tmp_path):
+    tiny_photos(tmp_path / "hr")
+    (tmp_path / "noisy_x2.yaml").write_text(NOISY_X2)
+    out = tmp_path / "out"
+    common = ["--data", tmp_path / "hr", "--scale", 2]
+    results = run_cli(*common, "--degradation", tmp_path / "noisy_x2.yaml", "--seed", 7, "--out", out)
+
+    settings = results["settings"]
+    assert settings["seed"] == 7 and settings["degradation_recipe"] == str(tmp_path / "noisy_x2.yaml")
+    assert "seed 7" in settings["inputs"] and "crc32('7/<file>')" in settings["inputs"]
+    assert settings["input_label"] == f"degradation of {tmp_path / 'noisy_x2.yaml'}"
+    with (out / "results.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert {(row["inputs"], row["seed"]) for row in rows} == {(settings["input_label"], "7")}
+    page = (out / "report.html").read_text()
+    assert "<tr><th>seed</th><td>7</td></tr>" in page and html.escape(settings["inputs"]) in page
+    grid = np.asarray(Image.open(out / "grids" / "coffee.png").convert("L"))
+    assert grid.shape[0] == 18 + 48 + 4 + 16 * 4 + 18  # labels, images, gap, zoomed crops, caption
+    assert grid[-18:].min() < 100  # the caption's dark text on its white strip
+
+    plain = run_cli(*common, "--no-images", "--out", tmp_path / "plain")
+    assert plain["settings"]["seed"] is None and plain["settings"]["degradation_recipe"] is None
+    with (tmp_path / "plain" / "results.csv").open() as file:
+        assert {(row["inputs"], row["seed"]) for row in csv.DictReader(file)} == {("MATLAB bicubic x1/2", "")}
+
+
+def test_degradation_names_a_shipped_recipe(tmp_path):
+    tiny_photos(tmp_path / "hr")
+    common = ["--data", tmp_path / "hr", "--scale", 4, "--no-images"]
+    by_name = run_cli(*common, "--degradation", "edsr_x4", "--out", tmp_path / "name")
+    by_path = run_cli(*common, "--degradation", ROOT / "recipes" / "edsr_x4.yaml", "--out", tmp_path / "path")
+    assert by_name["settings"]["degradation_recipe"] == "edsr_x4"
+    assert Path(by_name["settings"]["degradation_recipe_file"]).resolve() == (ROOT / "recipes" / "edsr_x4.yaml")
+    assert by_name["settings"]["degradation"] == by_path["settings"]["degradation"]
+    assert by_name["methods"] == by_path["methods"]
+
+
+def test_degradation_errors_are_one_line_naming_the_values(tmp_path, capsys):
+    tiny_photos(tmp_path / "hr")
+    recipe = tmp_path / "noisy_x2.yaml"
+    recipe.write_text(NOISY_X2)
+    out = tmp_path / "out"
+    common = ["--data", tmp_path / "hr", "--out", out]
+    wrong_scale = error_line(capsys, *common, "--scale", 4, "--degradation", recipe)
+    assert wrong_scale == f"error: --degradation {recipe}: a x2 recipe (scale: 2), but --scale is 4"
+    write_model(tmp_path / "x4.safetensors", {"type": "deconv", "scale": 4}, 4)
+    model_scale = error_line(capsys, *common, "--models", tmp_path / "x4.safetensors", "--degradation", recipe)
+    assert model_scale.endswith("a x2 recipe (scale: 2), but the models are x4")
+    paired = error_line(capsys, *common, "--scale", 2, "--lr", tmp_path / "hr", "--degradation", recipe)
+    assert paired == (
+        f"error: --lr {tmp_path / 'hr'} and --degradation {recipe}: give one "
+        "(input files, or inputs made from --data), not both"
+    )
+    unknown = error_line(capsys, *common, "--scale", 4, "--degradation", "edsr_x5")
+    assert "recipe file not found: edsr_x5" in unknown and "edsr_x4" in unknown
+    assert not out.exists()

@@ -67,7 +67,7 @@ def test_a_plugin_metric_is_a_column_of_evaluation(tmp_path: Path, gap_plugin: P
     psnr_only = run_cli("--data", tmp_path / "hr", "--scale", 4, "--no-images", "--out", tmp_path / "psnr")
     assert results["methods"]["bicubic"]["mean"]["psnr"] == psnr_only["methods"]["bicubic"]["mean"]["psnr"]
     csv_header = (out / "results.csv").read_text().splitlines()[0]
-    assert csv_header == "method,image,psnr,abs_gap"
+    assert csv_header == "method,image,psnr,abs_gap,inputs,seed"
     assert "Gap [0,1] ↓" in (out / "report.html").read_text()
 
 
@@ -95,6 +95,20 @@ def test_a_metric_that_declares_no_label_is_refused_in_one_line_before_any_work(
     assert eval_cli.main([*argv, "--out", str(out)]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "declares no label (str)" in error and not out.exists()
+
+
+def test_a_metric_with_no_direction_must_declare_a_positive_ideal(
+    tmp_path: Path, clean_registries: None, capsys: pytest.CaptureFixture
+) -> None:
+    plugin = tmp_path / "no_way.py"
+    plugin.write_text(
+        GAP_PLUGIN.replace("abs_gap", "no_way").replace("higher_is_better = False", "higher_is_better = None")
+    )
+    write_photos(tmp_path / "hr", names=("coffee.png",))
+    argv = ["--data", str(tmp_path / "hr"), "--scale", "4", "--plugins", str(plugin), "--metrics", "no_way"]
+    assert eval_cli.main([*argv, "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "declares higher_is_better None but no positive ideal (got None)" in error
 
 
 def test_a_plugin_metric_is_logged_by_validation(tmp_path: Path, gap_plugin: Path) -> None:

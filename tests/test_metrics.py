@@ -285,3 +285,55 @@ def test_registered_lpips_builds_with_weights_path_or_explicit_random(alexnet_fi
     assert random_metric(target, 1 - target).item() > 0
     with pytest.raises(RegistryError, match=r"one of pretrained|random"):
         METRICS.build({"type": "lpips", "weights": "imagenet"})
+
+
+def numpy_laplacian_energy(image: np.ndarray) -> float:
+    """Sum over channels of the squared 4-neighbour Laplacian at the pixels whose neighbours all exist."""
+    planes = image.astype(np.float64) / 255
+    planes = planes[..., None] if planes.ndim == 2 else planes
+    centre = planes[1:-1, 1:-1]
+    laplacian = planes[:-2, 1:-1] + planes[2:, 1:-1] + planes[1:-1, :-2] + planes[1:-1, 2:] - 4 * centre
+    return float((laplacian**2).sum())
+
+
+def test_hf_ratio_is_one_for_the_target_below_for_blur_above_for_noise():
+    target = data.astronaut()[:120, :150]
+    ratio = {
+        name: metrics.hf_ratio(to_tensor(output), to_tensor(target)).item()
+        for name, output in (("same", target), ("blurred", blur(target)), ("noisy", add_noise(target)))
+    }
+    assert ratio["same"] == 1.0
+    # The blur keeps exp(-1.44 |w|^2) of the energy at frequency w, under 3 % beyond half the Nyquist
+    # frequency where most of the Laplacian's weight lies; the noise adds 20 (12/255)^2 = 0.044 per pixel.
+    assert ratio["blurred"] < 0.5 and ratio["noisy"] > 2
+    for name, output in (("blurred", blur(target)), ("noisy", add_noise(target))):
+        expected = numpy_laplacian_energy(output) / numpy_laplacian_energy(target)
+        assert ratio[name] == pytest.approx(expected, rel=1e-12)
+
+
+def test_hf_ratio_on_luma_after_the_crop_equals_numpy():
+    target = data.coffee()[:100, :120]
+    output = bicubic_round_trip(target)
+    value = metrics.hf_ratio(to_tensor(output), to_tensor(target), y_channel=True, crop_border=4).item()
+    crop = (slice(4, -4), slice(4, -4))
+    expected = numpy_laplacian_energy(matlab_y(output)[crop]) / numpy_laplacian_energy(matlab_y(target)[crop])
+    assert value == pytest.approx(expected, rel=1e-12) and value < 1
+    built = METRICS.build({"type": "hf_ratio", "y_channel": True, "crop_border": 4})
+    assert (built.name, built.higher_is_better, built.ideal) == ("hf_ratio_y", None, 1.0)
+    assert built(to_tensor(output), to_tensor(target)).item() == value
+
+
+def test_hf_ratio_of_checkerboards_is_the_squared_amplitude_ratio():
+    # A checkerboard is the Nyquist frequency: the Laplacian is -8 times its deviation from the mean.
+    board = np.indices((16, 20)).sum(axis=0) % 2 * 2 - 1  # +-1
+    low, high = ((128 + amplitude * board).astype(np.uint8) for amplitude in (32, 64))
+    assert metrics.hf_ratio(to_tensor(low), to_tensor(high)).item() == pytest.approx(0.25, rel=1e-12)
+    assert metrics.hf_ratio(to_tensor(high), to_tensor(low)).item() == pytest.approx(4.0, rel=1e-12)
+
+
+def test_hf_ratio_of_a_flat_target_and_of_too_small_images():
+    flat = np.full((12, 12), 90, np.uint8)
+    assert metrics.hf_ratio(to_tensor(flat), to_tensor(flat)).item() == 1.0
+    assert metrics.hf_ratio(to_tensor(add_noise(flat[..., None])[..., 0]), to_tensor(flat)).item() == math.inf
+    with pytest.raises(ValueError, match="at least 3x3 pixels"):
+        metrics.hf_ratio(to_tensor(flat), to_tensor(flat), crop_border=5)

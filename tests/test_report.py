@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -16,10 +17,20 @@ from PIL import Image
 from skimage import data
 
 from sr_toolkit.core.model_file import save_model
-from sr_toolkit.core.registry import MODELS
+from sr_toolkit.core.registry import METRICS, MODELS
 from sr_toolkit.evaluation.evaluate import Evaluation, Settings
-from sr_toolkit.evaluation.report import ReportWriter, comparison_grid, panels, render_html, results_table, zoom_region
-from sr_toolkit.evaluation.scoring import Sample
+from sr_toolkit.evaluation.report import (
+    ReportWriter,
+    best_value,
+    comparison_grid,
+    header,
+    panels,
+    render_html,
+    results_table,
+    score_rows,
+    zoom_region,
+)
+from sr_toolkit.evaluation.scoring import Column, Sample
 
 CHROMIUM = next(
     (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None
@@ -120,6 +131,25 @@ def test_grid_shows_each_method_labelled_with_the_zoomed_crop():
         assert grid[2:16, x : x + 40].min() < 100  # a dark label on the white strip
 
 
+def test_caption_goes_on_a_strip_under_the_grid():
+    sample = planted_sample((50, 70, 24))
+    plain = np.asarray(comparison_grid(sample)).astype(int)
+    captioned = np.asarray(comparison_grid(sample, "input: degradation of realesrgan_x4, seed 0")).astype(int)
+    assert captioned.shape == (plain.shape[0] + 18, plain.shape[1], 3)
+    assert np.array_equal(captioned[: plain.shape[0]], plain)
+    strip = captioned[plain.shape[0] :]
+    assert strip[:, :200].min() < 100 and (strip[:, 400:] == 255).all()  # the text, left; white after it
+
+
+def test_a_metric_with_an_ideal_marks_the_value_closest_to_it_on_a_log_scale():
+    column = Column("hf_ratio", METRICS.build({"type": "hf_ratio"}))
+    assert header(column) == "HF ratio →1"
+    scores = {"bicubic": {"hf_ratio": 0.5}, "a": {"hf_ratio": 1.9}, "b": {"hf_ratio": 3.0}, "c": {"hf_ratio": None}}
+    bold = [method for method, _, cells in score_rows([column], ("a", "b", "c"), scores) if cells[0].best]
+    assert bold == ["a"]  # |log 1.9| = 0.64 < |log 0.5| = 0.69, though 1.9 is further from 1 than 0.5
+    assert best_value(column, [0.0, math.inf]) is None  # neither is anywhere near 1
+
+
 def test_identical_output_writes_null_with_a_note(tmp_path):
     small = data.chelsea()[:40, :60]
     (tmp_path / "hr").mkdir()
@@ -132,7 +162,7 @@ def test_identical_output_writes_null_with_a_note(tmp_path):
     writer = ReportWriter(tmp_path / "out", images=False)
     writer.finish(results)
     document = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert document["methods"]["nearest"]["images"]["cat.png"] == {"psnr": None, "ssim": 1.0}
+    assert document["methods"]["nearest"]["images"]["cat.png"] == {"psnr": None, "ssim": 1.0, "hf_ratio": 1.0}
     assert document["methods"]["nearest"]["mean"]["psnr"] is None
     assert document["methods"]["bicubic"]["images"]["cat.png"]["psnr"] > 20
     assert (

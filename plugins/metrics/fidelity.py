@@ -1,4 +1,5 @@
-"""PSNR, SSIM, MS-SSIM and MSE: full-reference fidelity metrics on 8-bit-quantised images."""
+"""PSNR, SSIM, MS-SSIM and MSE, full-reference fidelity metrics on 8-bit-quantised images, and the HF
+ratio, which says how much fine detail an output has next to its target."""
 
 from __future__ import annotations
 
@@ -67,3 +68,16 @@ class Mse(_FidelityMetric):
     higher_is_better = False
     digits = 6
     _compute = staticmethod(metrics.mse)
+
+
+@METRICS.register("hf_ratio")
+class HfRatio(_FidelityMetric):
+    """High-frequency (Laplacian) energy of the output over the target's: 1 = as much detail, < 1 smoother."""
+
+    base_name = "hf_ratio"
+    label = "HF ratio{y}"
+    higher_is_better = None
+    ideal = 1.0
+    infinite_means = "a flat target (no high-frequency energy) and an output with some"
+    min_side = 3
+    _compute = staticmethod(metrics.hf_ratio)

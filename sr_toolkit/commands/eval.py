@@ -34,9 +34,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add(
         "--degradation",
-        type=Path,
         metavar="RECIPE",
-        help="make the inputs with this recipe's degradation list (default: MATLAB bicubic)",
+        help="make each image's input from it with this recipe's degradation list (a recipe file or a shipped "
+        "recipe's name; its scale must be --scale's; not with --lr); every method gets the same input "
+        "(default: MATLAB bicubic)",
     )
     add("--scale", type=int, metavar="S", help="upscaling factor (default: the models' own; 1 = restoration)")
     add(
@@ -56,15 +57,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add(
         "--metrics",
         nargs="+",
-        default=["psnr", "ssim"],
+        default=list(Settings.metrics),
         metavar="NAME",
-        help="registered metrics (sr-toolkit list metrics; first-party: psnr ssim ms_ssim mse lpips); "
-        "default: psnr ssim",
+        help="registered metrics (sr-toolkit list metrics; first-party: psnr ssim ms_ssim mse hf_ratio lpips); "
+        f"default: {' '.join(Settings.metrics)}",
     )
     add_plugins_option(parser, "e.g. one that registers a metric")
     add("--y-channel", action="store_true", help="score BT.601 luma (as SR papers do) instead of RGB")
     add("--crop-border", type=int, metavar="N", help="pixels shaved from each side before scoring (default: the scale)")
-    add("--seed", type=int, default=0, metavar="N", help="seed of the degradation's random draws")
+    add(
+        "--seed",
+        type=int,
+        default=Settings.seed,
+        metavar="N",
+        help=f"seed of the degradation's random draws, per image with its file name (default: {Settings.seed})",
+    )
     add(
         "--tile",
         type=int,
@@ -109,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     import_plugins(args.plugins)
     evaluation = Evaluation(settings_from(args))
-    for line in evaluation.model_lines():
+    for line in [*evaluation.model_lines(), evaluation.caption()]:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
-    writer = ReportWriter(args.out, images=not args.no_images)
+    writer = ReportWriter(args.out, images=not args.no_images, caption=evaluation.caption())
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("evaluating", total=len(evaluation.pairs))

@@ -4,9 +4,9 @@ Everything follows the conventions of SR papers, so the numbers compare with pub
 
 - Inputs are made from each clean image, cropped to a multiple of the scale, by MATLAB's
   ``imresize(hr, 1/scale, 'bicubic')`` on its 8-bit values (bit-exact:
-  :func:`sr_toolkit.core.resize.imresize_uint8`), or by a recipe's degradation list (each image seeded
-  from its name), or read from an LR folder matched by name. Restoration models (scale 1) get the
-  degradation of their own recipe.
+  :func:`sr_toolkit.core.resize.imresize_uint8`), or by a recipe's degradation list (each image's
+  generator seeded from the seed and its name, so every method gets the same input), or read from an
+  LR folder matched by name. Restoration models (scale 1) get the degradation of their own recipe.
 - Inputs and the outputs of every method are rounded to 8 bits, as saved images are.
 - PSNR, SSIM, MS-SSIM and MSE are computed on RGB, or with ``y_channel`` on BT.601 luma rounded
   as MATLAB's ``rgb2ycbcr`` rounds it, after shaving ``crop_border`` pixels (default: the scale).
@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from sr_toolkit.config.recipe import load_recipe
+from sr_toolkit.config.shipped import find_recipe
 from sr_toolkit.core.errors import first_line
 from sr_toolkit.core.imageio import match_channels, quantize
 from sr_toolkit.core.model_contract import contract_of
@@ -62,10 +63,11 @@ class Settings:
     data: Path
     scale: int | None = None
     lr: Path | None = None
-    degradation: Path | None = None
+    degradation: str | Path | None = None
+    """A recipe file or a shipped recipe's name (:func:`sr_toolkit.config.shipped.find_recipe`)."""
     models: tuple[Path, ...] = ()
     baselines: tuple[str, ...] | None = None
-    metrics: tuple[str, ...] = ("psnr", "ssim")
+    metrics: tuple[str, ...] = ("psnr", "ssim", "hf_ratio")
     y_channel: bool = False
     crop_border: int | None = None
     seed: int = 0
@@ -137,8 +139,12 @@ class Evaluation:
         if settings.tile is not None and settings.tile < 0:
             raise EvaluationError(f"tile: expected a positive size or 0 (never tile), got {settings.tile}")
         if settings.lr is not None and settings.degradation is not None:
-            raise EvaluationError("give either --lr (input files) or --degradation (inputs made here), not both")
-        self.recipe = load_recipe(settings.degradation) if settings.degradation is not None else None
+            raise EvaluationError(
+                f"--lr {settings.lr} and --degradation {settings.degradation}: give one "
+                "(input files, or inputs made from --data), not both"
+            )
+        self.recipe_path = None if settings.degradation is None else find_recipe(settings.degradation)
+        self.recipe = None if self.recipe_path is None else load_recipe(self.recipe_path)
         self.models = self._load_models()
         self.scale = self._resolve_scale()
         self.pairs = find_pairs(Path(settings.data), self.scale, settings.lr)
@@ -218,8 +224,10 @@ class Evaluation:
         """The degradation specs that make the inputs; None for MATLAB bicubic or LR files."""
         if self.recipe is not None:
             if self.recipe["scale"] != self.scale:
+                given = "--scale is " if self.settings.scale is not None else "the models are x"
                 raise EvaluationError(
-                    f"{self.settings.degradation} is a x{self.recipe['scale']} recipe, but the scale is {self.scale}"
+                    f"--degradation {self.settings.degradation}: a x{self.recipe['scale']} recipe "
+                    f"(scale: {self.recipe['scale']}), but {given}{self.scale}"
                 )
             return self.recipe["degradation"]
         if self.settings.lr is not None or self.scale > 1:
@@ -250,22 +258,49 @@ class Evaluation:
             )
         return tuple(dict.fromkeys(chosen))
 
+    @property
+    def input_seed(self) -> int | None:
+        """The seed the inputs were made with; None when no degradation makes them."""
+        return None if self.degradation is None else self.settings.seed
+
+    @property
+    def input_label(self) -> str:
+        """What made the inputs, in a few words (the grids' caption, results.csv's ``inputs``)."""
+        settings = self.settings
+        if settings.lr is not None:
+            return f"files from {settings.lr}"
+        if self.degradation is None:
+            return f"MATLAB bicubic x1/{self.scale}"
+        return f"degradation of {settings.degradation}" if settings.degradation else "the models' own degradation"
+
+    def caption(self) -> str:
+        """One line under each comparison grid: what made the inputs, and the seed."""
+        seed = "" if self.input_seed is None else f", seed {self.input_seed}"
+        return f"input: {self.input_label}{seed}"
+
     def _describe(self) -> dict[str, Any]:
         """The settings as results.json records them, every derived value filled in."""
         settings = self.settings
         if settings.lr is not None:
             inputs = f"files from {settings.lr} matched by name"
         elif self.degradation is not None:
-            source = settings.degradation or "the models' recipe"
-            inputs = f"degradation list of {source}, seeded per image by crc32('<seed>/<name>')"
+            source = str(settings.degradation or "the models' recipe")
+            if self.recipe_path is not None and str(self.recipe_path) != source:
+                source += f" ({self.recipe_path})"
+            inputs = (
+                f"degradation list of {source}, seed {settings.seed}: "
+                f"each image's generator seeded with crc32('{settings.seed}/<file>')"
+            )
         else:
             inputs = "MATLAB imresize(uint8, 1/scale, 'bicubic') of the image cropped to a multiple of the scale"
         return {
             "data": str(settings.data),
             "lr": None if settings.lr is None else str(settings.lr),
             "degradation_recipe": None if settings.degradation is None else str(settings.degradation),
+            "degradation_recipe_file": None if self.recipe_path is None else str(self.recipe_path),
             "degradation": self.degradation,
             "inputs": inputs,
+            "input_label": self.input_label,
             "scale": self.scale,
             "task": "restore" if self.scale == 1 else "upscale",
             "y_channel": settings.y_channel,
@@ -274,10 +309,11 @@ class Evaluation:
             "metrics": [metric.name for metric in self.metrics],
             "labels": {metric.name: metric.label for metric in self.metrics},
             "higher_is_better": {metric.name: metric.higher_is_better for metric in self.metrics},
+            "ideal": {metric.name: metric.ideal for metric in self.metrics if metric.ideal is not None},
             "baselines": list(self.baselines),
             "models": {name: self._path(name) for name in self.models},
             "model_specs": {name: contract_of(model).spec for name, model in self.models.items()},
-            "seed": settings.seed,
+            "seed": self.input_seed,
             "tile": settings.tile,
             "device": str(self.device),
             "images": len(self.pairs),
@@ -350,7 +386,7 @@ class Evaluation:
             )
             if infinite:
                 notes.append(
-                    f"{metric.name}: infinite (output identical to the target) on "
+                    f"{metric.name}: infinite ({metric.metric.infinite_means}) on "
                     f"{', '.join(infinite)}; written as null in results.json"
                 )
         if self._tiled:

@@ -171,6 +171,62 @@ def ssim(
     return ssim_map.flatten(1).mean(dim=1)
 
 
+LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
+"""The 4-neighbour discrete Laplacian, the high-pass filter of :func:`hf_ratio`."""
+
+
+def laplacian_energy(x: torch.Tensor) -> torch.Tensor:
+    """Energy of the Laplacian per image: the sum, over channels and pixels, of the squared response
+    of :data:`LAPLACIAN` with 'valid' filtering (no padding: the outermost pixels only feed their
+    neighbours), for (N, C, H, W) images with H, W >= 3; shape (N,), in the input's dtype."""
+    batch, channels, height, width = x.shape
+    kernel = x.new_tensor(LAPLACIAN).view(1, 1, 3, 3)
+    response = F.conv2d(x.reshape(batch * channels, 1, height, width), kernel)
+    return response.pow(2).reshape(batch, -1).sum(dim=1)
+
+
+def hf_ratio(
+    output: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    y_channel: bool = False,
+    crop_border: int = 0,
+    quantize_inputs: bool = True,
+) -> torch.Tensor:
+    """High-frequency energy of the output over that of the target, per image.
+
+    Both images are prepared as for :func:`psnr` (float64, rounded to 8-bit levels, BT.601 luma with
+    ``y_channel``, ``crop_border`` pixels shaved), then ``hf_ratio = E(output) / E(target)`` with
+    ``E`` :func:`laplacian_energy`: the squared response of the 4-neighbour Laplacian
+    ``[[0, 1, 0], [1, -4, 1], [0, 1, 0]]``, 'valid' filtering, summed over channels and pixels.
+    By Parseval's theorem ``E`` is the image's power spectrum weighted by the filter's gain
+    ``(4 - 2 cos wx - 2 cos wy)^2``: about ``|w|^4`` at low frequencies, 64 at the Nyquist corner,
+    so the ratio compares the top of the two spectra and ignores brightness and smooth shading.
+
+    1 means as much fine detail as the target; under 1 smoother (blurred: a PSNR-trained network's
+    usual output); over 1 more (sharpened, noisy, or detail a GAN invented). It says how much, not
+    whether the detail is right: read it next to PSNR/SSIM. An output identical to the target
+    scores exactly 1; a flat target (zero energy) scores 1 against a flat output, else ``inf``.
+
+    The idea: comparing the high-frequency part of the spectra of generated and real images, as
+    Durall, Keuper and Keuper (CVPR 2020, "Watch your Up-Convolution: CNN Based Generative Deep
+    Neural Networks are Failing to Reproduce Spectral Distributions", arXiv:2003.01826) do for GAN
+    images and Luo, Zhu, Xu and Liu (ICCV 2023, "On the Effectiveness of Spectral Discriminators
+    for Perceptual Quality Improvement", arXiv:2307.12027, Fig. 1) for Real-ESRNet against
+    Real-ESRGAN outputs; the energy of the Laplacian is a standard focus (sharpness) measure, e.g.
+    the one Kautsky et al. compare with (Pattern Recognition Letters 23, 2002, "A new
+    wavelet-based measure of image focus"). Raises ValueError for images under 3x3 after the crop.
+    """
+    x, y = _prepare(output, target, y_channel, crop_border, quantize_inputs)
+    if min(x.shape[-2:]) < 3:
+        raise ValueError(
+            f"the HF ratio needs images of at least 3x3 pixels (after crop_border), got {x.shape[-2]}x{x.shape[-1]}"
+        )
+    energy_x, energy_y = laplacian_energy(x), laplacian_energy(y)
+    both_flat = (energy_x == 0) & (energy_y == 0)
+    return torch.where(both_flat, torch.ones_like(energy_x), energy_x / energy_y)
+
+
 def check_ms_ssim_size(x: torch.Tensor) -> None:
     """Raise ValueError when images are too small for MS-SSIM (see ``MS_SSIM_MIN_SIDE``)."""
     height, width = x.shape[-2:]

@@ -65,14 +65,25 @@ def format_value(metric: Column, value: float | None) -> str:
     return f"{value:.{metric.digits}f}"
 
 
+def best_value(metric: Column, values: Sequence[float]) -> float | None:
+    """The best of a column's values: the highest, the lowest (LPIPS, MSE), or for a metric with an
+    ``ideal`` (the HF ratio's 1) the one closest to it on a log scale, of those above 0 and finite;
+    None when there is none."""
+    if metric.higher_is_better is None and metric.ideal is not None:
+        log_ideal = math.log(metric.ideal)
+        finite = [value for value in values if 0 < value < math.inf]
+        return min(finite, key=lambda value: abs(math.log(value) - log_ideal)) if finite else None
+    return (max if metric.higher_is_better else min)(values) if values else None
+
+
 def score_rows(metrics: Sequence[Column], models: Collection[str], scores: Scores) -> list[tuple[str, str, list[Cell]]]:
     """(method, kind, cells) per method of ``scores`` (method -> metric -> value), one cell per
-    metric, each marked when it is the best value of its column (highest, or lowest for LPIPS and
-    MSE); kind is ``model`` for the methods in ``models``, else ``baseline``."""
+    metric, each marked when it is the best value of its column (:func:`best_value`); kind is
+    ``model`` for the methods in ``models``, else ``baseline``."""
     best: dict[str, float | None] = {}
     for metric in metrics:
         present = [v for method_scores in scores.values() if (v := method_scores[metric.name]) is not None]
-        best[metric.name] = (max if metric.higher_is_better else min)(present) if present else None
+        best[metric.name] = best_value(metric, present)
     rows = []
     for method, values in scores.items():
         cells = []
@@ -84,7 +95,9 @@ def score_rows(metrics: Sequence[Column], models: Collection[str], scores: Score
 
 
 def header(metric: Column) -> str:
-    """A column heading: the metric's label and which way is better."""
+    """A column heading: the metric's label and which way is better (``→1``: closest to 1)."""
+    if metric.higher_is_better is None:
+        return f"{metric.label} →{metric.ideal:g}"
     return f"{metric.label} {'↑' if metric.higher_is_better else '↓'}"
 
 
@@ -124,17 +137,21 @@ def write_json(results: Results, path: Path) -> None:
 
 
 def write_csv(results: Results, path: Path) -> None:
-    """One row per method and image, then one per method with image ``mean``; empty where n/a."""
+    """One row per method and image, then one per method with image ``mean``; empty where n/a. The
+    last two columns say what made the inputs (``inputs``: the settings' ``input_label``) and with
+    which seed (``seed``: empty when nothing random made them)."""
     document = results.as_dict()["methods"]
     names = [metric.name for metric in results.metrics]
+    seed = results.settings["seed"]
+    provenance = [results.settings["input_label"], "" if seed is None else str(seed)]
     with path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
-        writer.writerow(["method", "image", *names])
+        writer.writerow(["method", "image", *names, "inputs", "seed"])
         for method, entry in document.items():
             rows = [*entry["images"].items(), ("mean", entry["mean"])]
             for image, values in rows:
                 cells = ("" if values[name] is None else repr(values[name]) for name in names)
-                writer.writerow([method, image, *cells])
+                writer.writerow([method, image, *cells, *provenance])
 
 
 # --- images -----------------------------------------------------------------------------------
@@ -174,17 +191,20 @@ def zoom_region(sample: Sample) -> tuple[int, int, int]:
     return top, left, side
 
 
-def comparison_grid(sample: Sample) -> Image.Image:
-    """Full images side by side, labelled, with the zoom square outlined; the zoomed crops below."""
+def comparison_grid(sample: Sample, caption: str | None = None) -> Image.Image:
+    """Full images side by side, labelled, with the zoom square outlined; the zoomed crops below, and
+    under them, on a strip of its own, ``caption`` when given (evaluation: what made the input)."""
     shown = panels(sample)
     height, width = sample.target.shape[-2:]
     top, left, side = zoom_region(sample)
     zoom = max(1, width // side)
-    canvas = Image.new(
-        "RGB", (len(shown) * width + (len(shown) - 1) * GAP, LABEL_HEIGHT + height + GAP + side * zoom), "white"
-    )
+    strip = 0 if caption is None else LABEL_HEIGHT
+    body = LABEL_HEIGHT + height + GAP + side * zoom
+    canvas = Image.new("RGB", (len(shown) * width + (len(shown) - 1) * GAP, body + strip), "white")
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(13)
+    if caption is not None:
+        draw.text((2, body + 2), caption, fill="black", font=font)
     for index, (label, image) in enumerate(shown):
         x = index * (width + GAP)
         draw.text((x + 2, 2), label, fill="black", font=font)
@@ -214,11 +234,13 @@ class ImageEntry:
 
 
 class ReportWriter:
-    """Writes each sample's grid and per-method images as they come, then the tables and the page."""
+    """Writes each sample's grid and per-method images as they come, then the tables and the page;
+    ``caption`` goes under every grid (:func:`comparison_grid`)."""
 
-    def __init__(self, out: Path, images: bool = True) -> None:
+    def __init__(self, out: Path, images: bool = True, caption: str | None = None) -> None:
         self.out = Path(out)
         self.images = images
+        self.caption = caption
         self.entries: list[ImageEntry] = []
         self._slugs: set[str] = set()
         self.out.mkdir(parents=True, exist_ok=True)
@@ -239,7 +261,7 @@ class ReportWriter:
         key = self._unique(sample.name)
         grid = Path("grids") / f"{key}.png"
         (self.out / grid).parent.mkdir(exist_ok=True)
-        comparison_grid(sample).save(self.out / grid)
+        comparison_grid(sample, self.caption).save(self.out / grid)
         files = []
         for index, (label, image) in enumerate(panels(sample)):
             relative = Path("images") / key / f"{index:02d}_{slug(label)}.png"
@@ -312,6 +334,7 @@ def render_html(results: Results, entries: list[ImageEntry]) -> str:
     facts = [
         ("data", settings["data"]),
         ("inputs", settings["inputs"]),
+        *([] if settings["seed"] is None else [("seed", settings["seed"])]),
         ("scale", f"x{settings['scale']} ({settings['task']})"),
         (
             "scored on",

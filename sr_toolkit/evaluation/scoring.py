@@ -40,7 +40,13 @@ class Metric:
     A subclass declares, as class attributes:
 
     - ``label``: the column heading, e.g. ``"PSNR{y} (dB)"``; ``{y}`` becomes ``-Y`` on luma, else nothing.
-    - ``higher_is_better``: which way is better (the best value of a column is shown in bold).
+    - ``higher_is_better``: which way is better (the best value of a column is shown in bold); None for
+      a metric where neither is, which then declares ``ideal``.
+    - ``ideal``: with ``higher_is_better`` None, the value an exact output scores (a positive number: the
+      HF ratio's 1); the best value of a column is then the one closest to it on a log scale, so 0.5
+      and 2 are equally far from 1.
+    - ``infinite_means``: what an infinite score means, for the note that reports it (PSNR's: the
+      output is identical to the target).
     - ``digits``: decimals shown in tables (4 unless declared).
     - ``luma``: True when ``y_channel`` makes it score BT.601 luma; False when it always scores RGB (LPIPS).
     - ``min_side``: the smallest image side, after the border crop, it can score (MS-SSIM: 161).
@@ -51,7 +57,9 @@ class Metric:
     """
 
     label: str
-    higher_is_better: bool
+    higher_is_better: bool | None
+    ideal: ClassVar[float | None] = None
+    infinite_means: ClassVar[str] = "output identical to the target"
     digits: ClassVar[int] = 4
     luma: ClassVar[bool] = True
     min_side: ClassVar[int] = 1
@@ -95,8 +103,12 @@ class Column:
         return self.metric.heading
 
     @property
-    def higher_is_better(self) -> bool:
+    def higher_is_better(self) -> bool | None:
         return self.metric.higher_is_better
+
+    @property
+    def ideal(self) -> float | None:
+        return self.metric.ideal
 
     @property
     def digits(self) -> int:
@@ -156,14 +168,24 @@ def build_columns(
 
 def metric_class_problem(name: str) -> str | None:
     """What keeps the registered metric ``name`` from being used, or None: it must be a subclass of
-    :class:`Metric` declaring ``label`` (a str) and ``higher_is_better`` (a bool)."""
+    :class:`Metric` declaring ``label`` (a str) and ``higher_is_better`` (a bool, or None with a
+    positive ``ideal``)."""
     factory = METRICS.get(name).factory
     where = f"metric '{name}' ({factory.__module__}.{factory.__qualname__})"
     if not (isinstance(factory, type) and issubclass(factory, Metric)):
         return f"{where} is not a subclass of sr_toolkit.evaluation.scoring.Metric"
-    for attribute, kind in (("label", str), ("higher_is_better", bool)):
-        if not isinstance(getattr(factory, attribute, None), kind):
-            return f"{where} declares no {attribute} ({kind.__name__}): see sr_toolkit.evaluation.scoring.Metric"
+    if not isinstance(getattr(factory, "label", None), str):
+        return f"{where} declares no label (str): see sr_toolkit.evaluation.scoring.Metric"
+    direction = getattr(factory, "higher_is_better", ...)
+    if direction is None:
+        ideal = getattr(factory, "ideal", None)
+        if isinstance(ideal, bool) or not isinstance(ideal, (int, float)) or not ideal > 0:
+            return (
+                f"{where} declares higher_is_better None but no positive ideal (got {ideal!r}): "
+                "see sr_toolkit.evaluation.scoring.Metric"
+            )
+    elif not isinstance(direction, bool):
+        return f"{where} declares no higher_is_better (bool): see sr_toolkit.evaluation.scoring.Metric"
     return None
 
 
