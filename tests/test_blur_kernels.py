@@ -178,13 +178,22 @@ def test_blur_of_a_constant_image_is_constant(spec: dict) -> None:
     torch.testing.assert_close(out, flat, rtol=0, atol=1e-6)  # normalised kernels, also the sinc's negative lobes
 
 
-def test_apply_kernels_refuses_mismatched_kernels_and_tiny_images() -> None:
+def test_apply_kernels_refuses_mismatched_kernels() -> None:
     with pytest.raises(ValueError, match="kernels"):
         kernels.apply_kernels(torch.rand(2, 3, 16, 16), kernels.delta(3, 5, CPU))
     with pytest.raises(ValueError, match="kernels"):
         kernels.apply_kernels(torch.rand(2, 3, 16, 16), torch.ones(2, 4, 4) / 16)
-    with pytest.raises(ValueError, match=r"21x21 kernel needs images larger than 10 pixels.*10x16"):
-        kernels.apply_kernels(torch.rand(1, 3, 10, 16), kernels.delta(1, 21, CPU))
+
+
+@pytest.mark.parametrize("height, width", [(10, 16), (4, 3), (1, 7), (11, 11)])
+def test_apply_kernels_mirror_images_smaller_than_the_kernel_as_numpy_pads(height: int, width: int) -> None:
+    # a kernel whose only tap is its top-left corner copies the padded image's top-left window, so the
+    # output is the padding itself; numpy's reflect pad mirrors again where the pad exceeds the image
+    image = torch.rand(1, 2, height, width, dtype=torch.float64)
+    corner = torch.zeros(1, 21, 21, dtype=torch.float64)
+    corner[0, 0, 0] = 1
+    padded = np.pad(image.numpy(), [(0, 0), (0, 0), (10, 10), (10, 10)], mode="reflect")
+    np.testing.assert_array_equal(kernels.apply_kernels(image, corner).numpy(), padded[:, :, :height, :width])
 
 
 # ------------------------------------------------------------------------ the degradations

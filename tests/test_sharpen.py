@@ -13,7 +13,8 @@ from torch import nn
 from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core.errors import RecipeError
 from sr_toolkit.core.registry import LOSSES
-from sr_toolkit.data.sharpen import gaussian_blur, reflect_indices, unsharp_mask
+from sr_toolkit.data.kernels import reflect_indices
+from sr_toolkit.data.sharpen import gaussian_blur, unsharp_mask
 from sr_toolkit.training import losses
 from sr_toolkit.training.gan import discriminator_step, generator_step
 from sr_toolkit.training.losses import WeightedLoss

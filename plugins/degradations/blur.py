@@ -123,8 +123,8 @@ class RandomBlur(KernelBlur):
     ``plateau_iso``/``plateau_aniso`` (shape ``betap``). sigma_x and sigma_y are uniform in ``sigma`` (pixels,
     one range for both axes) and the rotation uniform in [-pi, pi]; isotropic types use sigma_x on both axes;
     beta is drawn as Real-ESRGAN does: with probability 1/2 uniform in [low, 1], else in [1, high].
-    Kernels are those of :mod:`sr_toolkit.data.kernels`, applied with reflected borders, so images must be
-    wider and taller than half the largest width (10 pixels for 21).
+    Kernels are those of :mod:`sr_toolkit.data.kernels`, applied with reflected borders (mirrored again on
+    images smaller than the kernel, so any size works).
 
     Defaults are the first stage of Real-ESRGAN's ``options/train_realesrgan_x4plus.yml``; its second stage is
     ``sigma: [0.2, 1.5], prob: 0.8`` (Real-ESRGAN draws that 0.8 once per batch, this per image). The result is
@@ -213,7 +213,7 @@ class SincFilter(KernelBlur):
     in ``kernel_size`` and cutoff uniform in ``cutoff`` radians per pixel (pi = Nyquist); otherwise the
     pass-through kernel, in the same grouped convolution. It imitates the ringing and overshoot artefacts
     of sharpened, resampled and compressed photos. Defaults: Real-ESRGAN x4plus's ``final_sinc_prob`` 0.8
-    and cutoff [pi/3, pi]. Borders reflect (images must exceed half the largest width); the result is
+    and cutoff [pi/3, pi]. Borders reflect (at any image size); the result is
     clipped to [0, 1] unless ``clip`` is false.
     """
 

@@ -105,13 +105,34 @@ def delta(count: int, size: int, device: torch.device, dtype: torch.dtype = torc
     return kernels
 
 
+def reflect_indices(length: int, pad: int, device: torch.device) -> Tensor:
+    """Indices that pad ``length`` positions by ``pad`` on both sides, mirrored about the edge pixels
+    (OpenCV's BORDER_REFLECT_101, torch's ``reflect``), folding again where ``pad`` reaches the length."""
+    positions = torch.arange(-pad, length + pad, device=device)
+    if length == 1:
+        return torch.zeros_like(positions)
+    period = 2 * (length - 1)
+    folded = positions.remainder(period)
+    return torch.where(folded < length, folded, period - folded)
+
+
+def reflect_pad(planes: Tensor, pad: int) -> Tensor:
+    """(N, C, H, W) ``planes`` padded by ``pad`` on every side, mirrored about the edge pixels: torch's
+    ``F.pad(mode="reflect")`` where it applies (``pad`` < H and W), folded again beyond that."""
+    height, width = planes.shape[-2:]
+    if pad < min(height, width):
+        return F.pad(planes, [pad] * 4, mode="reflect")
+    rows = planes.index_select(-2, reflect_indices(height, pad, planes.device))
+    return rows.index_select(-1, reflect_indices(width, pad, planes.device))
+
+
 def apply_kernels(x: Tensor, kernels: Tensor) -> Tensor:
     """Filter each image of ``x`` (N, C, H, W) with its own kernel ``kernels[i]`` (N, K, K), K odd, the same
     kernel on every channel, as one grouped ``conv2d`` in ``x``'s dtype on ``x``'s device; borders are
-    reflected (``F.pad(mode="reflect")``, as BasicSR's ``filter2D``). Returns (N, C, H, W), not clipped.
+    reflected (:func:`reflect_pad`; ``F.pad(mode="reflect")`` as BasicSR's ``filter2D`` wherever the image
+    is larger than K // 2, mirrored again on smaller ones). Returns (N, C, H, W), not clipped.
 
-    Raises ValueError when the kernels do not match the batch or the image is too small to reflect
-    (H and W must exceed K // 2).
+    Raises ValueError when the kernels do not match the batch.
     """
     count, channels, height, width = x.shape
     size = kernels.shape[-1]
@@ -119,11 +140,6 @@ def apply_kernels(x: Tensor, kernels: Tensor) -> Tensor:
         raise ValueError(
             f"kernels: expected ({count}, K, K) with K odd for a batch of {count}, got {tuple(kernels.shape)}"
         )
-    pad = size // 2
-    if pad >= min(height, width):
-        raise ValueError(
-            f"a {size}x{size} kernel needs images larger than {pad} pixels on each side, got {height}x{width}"
-        )
-    planes = F.pad(x.reshape(1, count * channels, height, width), [pad] * 4, mode="reflect")
+    planes = reflect_pad(x.reshape(1, count * channels, height, width), size // 2)
     weights = kernels.to(x.dtype).repeat_interleave(channels, dim=0).unsqueeze(1)
     return F.conv2d(planes, weights, groups=count * channels).view(count, channels, height, width)

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sr_toolkit.data.kernels import reflect_indices
+
 USM_KERNEL_SIZE = 51
 """Side of the Gaussian kernel, in pixels: Real-ESRGAN's ``radius`` 50, made odd."""
 
@@ -20,28 +22,21 @@ def gaussian_kernel_1d(size: int, device: torch.device, dtype: torch.dtype) -> T
     return (kernel / kernel.sum()).to(device=device, dtype=dtype)
 
 
-def reflect_indices(length: int, pad: int, device: torch.device) -> Tensor:
-    """Indices that pad ``length`` positions by ``pad`` on both sides, mirrored about the edge pixels
-    (OpenCV's BORDER_REFLECT_101, torch's ``reflect``), folding again where ``pad`` exceeds the length."""
-    positions = torch.arange(-pad, length + pad, device=device)
-    if length == 1:
-        return torch.zeros_like(positions)
-    period = 2 * (length - 1)
-    folded = positions.remainder(period)
-    return torch.where(folded < length, folded, period - folded)
-
-
 def gaussian_blur(images: Tensor, size: int = USM_KERNEL_SIZE) -> Tensor:
     """Each channel of (N, C, H, W) ``images`` blurred by the ``size``-tap Gaussian of
     :func:`gaussian_kernel_1d` in both directions (the separable form of OpenCV's ``GaussianBlur`` with
-    ``sigma`` 0), edges mirrored as :func:`reflect_indices` does; any H, W >= 1."""
+    ``sigma`` 0), edges mirrored as :func:`~sr_toolkit.data.kernels.reflect_indices` does; any H, W >= 1."""
     count, channels, height, width = images.shape
     kernel = gaussian_kernel_1d(size, images.device, images.dtype)
     pad = size // 2
-    planes = images.reshape(count * channels, 1, height, width)
-    planes = F.conv2d(planes.index_select(2, reflect_indices(height, pad, images.device)), kernel.view(1, 1, -1, 1))
-    planes = F.conv2d(planes.index_select(3, reflect_indices(width, pad, images.device)), kernel.view(1, 1, 1, -1))
-    return planes.view(count, channels, height, width)
+    planes = count * channels  # one depthwise (grouped) convolution: on CPUs several times one-plane convs
+    taps = kernel.expand(planes, size).reshape(planes, 1, size)
+    stack = images.reshape(1, planes, height, width).index_select(2, reflect_indices(height, pad, images.device))
+    stack = F.conv2d(stack, taps.unsqueeze(3), groups=planes)
+    stack = F.conv2d(
+        stack.index_select(3, reflect_indices(width, pad, images.device)), taps.unsqueeze(2), groups=planes
+    )
+    return stack.view(count, channels, height, width)
 
 
 def unsharp_mask(images: Tensor, weight: float = 0.5, threshold: float = 10.0) -> Tensor:
