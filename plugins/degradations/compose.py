@@ -26,12 +26,13 @@ class RandomOrder(Degradation):
 
 @DEGRADATIONS.register("one_of")
 class OneOf(Degradation):
-    """Apply one step of `steps` per image, picked at random (with `weights`, else equally likely).
+    """Apply one step of `steps` (degradation specs, or degradations already built) per image, picked at
+    random (with `weights`, else equally likely).
 
     Every step must give images of the same size, since they share one output batch.
     """
 
-    def __init__(self, steps: list[dict], weights: list[float] | None = None) -> None:
+    def __init__(self, steps: list[dict | Degradation], weights: list[float] | None = None) -> None:
         if not steps:
             raise ValueError("steps: expected at least one degradation spec")
         if weights is not None and (len(weights) != len(steps) or min(weights) < 0 or sum(weights) <= 0):

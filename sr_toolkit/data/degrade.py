@@ -68,10 +68,14 @@ class Pipeline:
 
 
 def build_steps(specs: Sequence[Any], where: str = "degradation") -> list[Degrade]:
-    """Build each ``{type: name, ...}`` mapping with the degradation registry."""
+    """Build each ``{type: name, ...}`` mapping with the degradation registry; a :class:`Degradation`
+    already built is taken as it is."""
     if not isinstance(specs, (list, tuple)):
         raise ValueError(f"{where}: expected a list of degradation specs, got {specs!r}")
-    return [DEGRADATIONS.build(spec, f"{where}.{index}") for index, spec in enumerate(specs)]
+    return [
+        spec if isinstance(spec, Degradation) else DEGRADATIONS.build(spec, f"{where}.{index}")
+        for index, spec in enumerate(specs)
+    ]
 
 
 def build_pipeline(specs: Sequence[Any]) -> Pipeline:
