@@ -12,7 +12,7 @@ For each family (the registered type in ``FAMILIES``):
 - the engine against a minimal hand-written loop on the same spandrel class (``bench/engine_overhead.py``),
   alternated ``--rounds`` times in this process under ``auto``, the ratio of the medians;
 - inference megapixels/s (output pixels) of ``sr_toolkit.inference.upscaling.upscale_batch`` on a 256x256 photo
-  in one pass (about 1 MP out), in bf16 where the CPU has it (what ``--half`` gives), else fp32;
+  in one pass (about 1 MP out), in bf16 where the CPU and the model have it (what ``--half`` gives), else fp32;
 - peak resident memory and seconds of ``tools/upscale.py MODEL PHOTO --tile T --half`` in a fresh process, with
   the default overlap (the contract's halo: exact tiling), for square photos whose output has ``--megapixels``
   MP; a size whose estimated time (inference speed times the overlap's extra work) exceeds ``--max-seconds`` is
@@ -48,6 +48,7 @@ from upscale_memory import measure, write_model, write_photo
 
 from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core.discovery import load_entry_points
+from sr_toolkit.core.model_contract import contract_of
 from sr_toolkit.core.precision import choose_precision
 from sr_toolkit.core.registry import MODELS
 from sr_toolkit.inference.tiling import default_overlap
@@ -215,9 +216,11 @@ def basicsr_rows(family: str, model_type: str, args: argparse.Namespace, seconds
     return {name: statistics.median(values) for name, values in speeds.items()} | {"rounds": speeds}
 
 
-def memory_cells(model_type: str, args: argparse.Namespace, rate: float, overlap: int, work: Path) -> list[str]:
-    """Peak RSS (GiB) and seconds of ``tools/upscale.py --tile T --half`` (the default overlap) per output size,
-    or why it was not run."""
+def memory_cells(
+    model_type: str, args: argparse.Namespace, rate: float, overlap: int, work: Path, half: bool
+) -> list[str]:
+    """Peak RSS (GiB) and seconds of ``tools/upscale.py --tile T`` (``--half`` when ``half``; the default
+    overlap) per output size, or why it was not run."""
     model_path = work / f"{model_type}.safetensors"
     write_model(model_path, model_type)
     cells = []
@@ -241,7 +244,7 @@ def memory_cells(model_type: str, args: argparse.Namespace, rate: float, overlap
             str(args.tile),
             "--device",
             "cpu",
-            "--half",
+            *(["--half"] if half else []),
         ]
         peak, seconds = measure(command)
         print(f"  {model_type} {megapixels} MP: peak {peak:.2f} GiB, {seconds:.0f} s", flush=True)
@@ -273,8 +276,11 @@ def main() -> None:
             model = MODELS.build({"type": model_type, "scale": SCALE})
             parameters = sum(p.numel() for p in model.parameters())
             overlap = default_overlap(model)
-            rate = inference_rate(model, half)
-            print(f"{family} ({model_type}): {parameters:,} parameters, {rate:.3f} MP/s, overlap {overlap}", flush=True)
+            family_half = half and contract_of(model).supports_bfloat16  # SwinIR runs in float32 only
+            rate = inference_rate(model, family_half)
+            numerics = "bf16" if family_half else "fp32"
+            summary = f"{parameters:,} parameters, {rate:.3f} MP/s {numerics}, overlap {overlap}"
+            print(f"{family} ({model_type}): {summary}", flush=True)
             # a training step is about three forwards (forward, then backward's two) of its batch
             seconds_per_step = 3 * args.batch * args.patch**2 / 1e6 / rate
             results[family] = {
@@ -286,7 +292,7 @@ def main() -> None:
             if "training" in args.parts:
                 results[family]["training"] = training_rows(family, model_type, args, seconds_per_step)
             if "memory" in args.parts:
-                results[family]["memory"] = memory_cells(model_type, args, rate, overlap, Path(folder))
+                results[family]["memory"] = memory_cells(model_type, args, rate, overlap, Path(folder), family_half)
             if with_basicsr and family in BASICSR_NETWORKS:
                 results[family]["basicsr"] = basicsr_rows(family, model_type, args, seconds_per_step)
     print(
