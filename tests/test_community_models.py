@@ -264,6 +264,29 @@ def test_a_community_file_that_does_not_fit_is_one_line(
     assert "\n" not in str(caught.value) and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("key", ["model.init_from", "gan.init_from"])
+def test_a_missing_init_file_is_one_line_naming_the_key_before_anything_is_written(
+    files: dict[str, Path], photo_folder: Path, tmp_path: Path, clean_registries: None, key: str
+) -> None:
+    overrides = ["model.init_from=null", f"{key}=no_such_run/model.safetensors"]
+    if key == "gan.init_from":
+        overrides += ["gan.discriminator.type=vgg_discriminator"]
+    recipe = load_recipe(fine_tune_recipe(tmp_path, photo_folder, files["compact.pth"]), overrides)
+    message = rf"^{key}: no_such_run/model.safetensors: no such file \(relative to the working folder .*\); train"
+    with pytest.raises(CheckpointError, match=message) as caught:
+        Trainer(recipe)
+    assert "\n" not in str(caught.value) and not (tmp_path / "run").exists()
+
+
+def test_a_fresh_run_logs_the_file_it_starts_from(
+    files: dict[str, Path], photo_folder: Path, tmp_path: Path, clean_registries: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    recipe = load_recipe(fine_tune_recipe(tmp_path, photo_folder, files["compact.pth"]))
+    with caplog.at_level("INFO", logger="sr_toolkit"):
+        Trainer(recipe)
+    assert f"model initialised from model.init_from: {files['compact.pth']} (RealESRGAN Compact x2)" in caplog.text
+
+
 def test_init_from_in_both_places_is_refused(
     files: dict[str, Path], photo_folder: Path, tmp_path: Path, clean_registries: None
 ) -> None:

@@ -14,7 +14,7 @@ from skimage import data
 
 from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.config.shipped import find_recipe
-from sr_toolkit.core.errors import RegistryError
+from sr_toolkit.core.errors import RecipeError, RegistryError
 from sr_toolkit.core.registry import DEGRADATIONS
 from sr_toolkit.data.degrade import build_pipeline
 from sr_toolkit.data.sampling import uniform
@@ -169,6 +169,25 @@ def test_a_recipe_gives_its_scale_and_composes_with_the_reports_corruptions(tmp_
     dark = build_pipeline([darken, {"type": "realesrgan", "scale": 2}])(targets, seeded(1))
     plain = build_pipeline([{"type": "realesrgan", "scale": 2}])(targets, seeded(1))
     assert float(dark.mean()) == pytest.approx(0.8 * float(plain.mean()), rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "setting, named",
+    [
+        ("first: {blurr: {}}", r"first\.blurr: unknown key \(did you mean 'blur'\?\)"),
+        ("sinc: {prb: 0.5}", r"sinc\.prb: degradation 'sinc_filter' has no argument 'prb'"),
+        ("first: {jpeg: {quality: [60, 150]}}", r"first\.jpeg: degradation 'jpeg': quality"),
+    ],
+)
+def test_loading_a_recipe_checks_inside_the_step(tmp_path: Path, setting: str, named: str) -> None:
+    # what --print-recipe and every command do before any image is read
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(f"base: realesr_compact_x4.yaml\ndegradation: [{{type: realesrgan, {setting}}}]\n")
+    with pytest.raises(RecipeError, match=rf"^{recipe}: degradation\.0: degradation 'realesrgan': {named}"):
+        load_recipe(recipe)
+    override = "degradation.0.second.blur.prob=2"
+    with pytest.raises(RecipeError, match=rf"^override {override}: degradation\.0: .*second\.blur: .*prob"):
+        load_recipe(find_recipe("realesr_compact_x4"), [override])
 
 
 @pytest.mark.parametrize("name", ["realesrnet_x4", "realesrgan_x4", "realesr_compact_x4"])

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Generator, Tensor
 
-from sr_toolkit.core.registry import DEGRADATIONS
+from sr_toolkit.core.registry import DEGRADATIONS, closest
 from sr_toolkit.data.degrade import Degradation
 from sr_toolkit.data.sampling import uniform
 from sr_toolkit.data.sharpen import unsharp_mask
@@ -58,7 +58,9 @@ def merged_stage(name: str, defaults: Mapping[str, Any], overrides: Mapping[str,
     stage = {key: dict(value) if isinstance(value, Mapping) else value for key, value in defaults.items()}
     for key, value in (overrides or {}).items():
         if key not in STAGE_KEYS:
-            raise ValueError(f"{name}.{key}: unknown key; a stage takes {', '.join(STAGE_KEYS)}")
+            hints = closest(key, list(STAGE_KEYS))
+            guess = f" (did you mean '{hints[0]}'?)" if hints else ""
+            raise ValueError(f"{name}.{key}: unknown key{guess}; a stage takes {', '.join(STAGE_KEYS)}")
         if key == "gaussian_prob":
             stage[key] = probability(f"{name}.gaussian_prob", value)
         elif not isinstance(value, Mapping):

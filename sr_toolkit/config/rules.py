@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sr_toolkit.config.recipe_schema import component_specs
-from sr_toolkit.core.errors import RecipeError
+from sr_toolkit.core.errors import RecipeError, SrToolkitError
 from sr_toolkit.core.model_contract import is_discriminator
-from sr_toolkit.core.registry import DATASETS, LOSSES, MODELS
+from sr_toolkit.core.registry import DATASETS, DEGRADATIONS, LOSSES, MODELS
 from sr_toolkit.training.gan import AdversarialLoss
 
 Recipe = Mapping[str, Any]
@@ -97,6 +97,17 @@ def check_model_role(recipe: Recipe, raw: Recipe) -> None:
         )
 
 
+def check_degradations(recipe: Recipe, raw: Recipe) -> None:
+    """Every ``degradation:`` step builds. The schema checks each step's own arguments; steps made of
+    other steps (``realesrgan``, ``one_of``, ``random_order``, ``resize_to``) check what they hold only
+    when built, which reads no file and draws nothing, so they are built here."""
+    for index, spec in enumerate(recipe["degradation"]):
+        try:
+            DEGRADATIONS.build(spec, f"degradation.{index}")
+        except (ValueError, SrToolkitError) as exc:
+            raise RecipeError(str(exc)) from exc
+
+
 def check_init_from(recipe: Recipe, raw: Recipe) -> None:
     """One file to start from: ``model.init_from`` or ``gan.init_from`` (the same generator), not both."""
     if recipe["model"].get("init_from") and recipe["gan"]["init_from"]:
@@ -109,6 +120,7 @@ RULES: tuple[Callable[[Recipe, Recipe], None], ...] = (
     check_loss_terms,
     check_gan,
     check_inputs,
+    check_degradations,
     check_init_from,
 )
 """Every rule, in the order :func:`check_rules` applies them."""

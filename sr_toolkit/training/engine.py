@@ -91,6 +91,8 @@ class Trainer:
             log.info("%s", threads)
         # everything that can fail on bad input comes before the run folder is touched
         self.degrade = build_pipeline(recipe["degradation"])
+        resume_path = checkpoint_to_resume(resume, self.folder)
+        start_from = init_source(recipe) if resume_path is None else None  # a resume holds its weights
         data = recipe["data"]
         self.train_set = DATASETS.build(data["train"], where="data.train")
         self.val_set = DATASETS.build(data["val"], where="data.val") if data["val"] else None
@@ -99,7 +101,6 @@ class Trainer:
                 "data.train gives its own inputs (%s): the degradation list is not applied to them",
                 data["train"]["type"],
             )
-        resume_path = checkpoint_to_resume(resume, self.folder)
         set_seed(recipe["seed"])
         self.model = MODELS.build_image_model(model_spec(recipe["model"]), where="model")
         if self.precision.channels_last:
@@ -123,7 +124,6 @@ class Trainer:
         self.consecutive_skips = 0
         self.last_validation: tuple[int, ValidationResult | None] | None = None
         self.stopped_by: int | None = None  # the signal number that stopped the last fit, if one did
-        start_from = init_source(recipe)
         if resume_path is not None:
             self._load(resume_path)
         elif start_from is not None:
@@ -144,6 +144,8 @@ class Trainer:
         checkpoint.load_weights(self.accelerator.unwrap_model(self.model), tensors, label)
         if self.ema is not None:
             self.ema.module.load_state_dict(tensors)
+        if self.main:
+            log.info("model initialised from %s", label)
 
     def _ema(self) -> AveragedModel | None:
         decay = self.train_cfg["ema"]

@@ -16,7 +16,10 @@ from sr_toolkit.training.resume import check_same_model
 
 def init_source(recipe: dict[str, Any]) -> tuple[str, Path] | None:
     """The key that names a file to start from and the file, or None (the recipe's rules,
-    :func:`sr_toolkit.config.rules.check_init_from`, refused naming one in both places on loading)."""
+    :func:`sr_toolkit.config.rules.check_init_from`, refused naming one in both places on loading).
+
+    Raises :class:`~sr_toolkit.core.checkpoint.CheckpointError` naming the key when the file does not exist;
+    a relative path is taken from the working folder."""
     named = [
         (key, Path(value))
         for key, value in (
@@ -25,7 +28,16 @@ def init_source(recipe: dict[str, Any]) -> tuple[str, Path] | None:
         )
         if value
     ]
-    return named[0] if named else None
+    if not named:
+        return None
+    key, path = named[0]
+    if not path.is_file():
+        where = "" if path.is_absolute() else f" (relative to the working folder {Path.cwd()})"
+        raise checkpoint.CheckpointError(
+            f"{key}: {path}: no such file{where}; train the model it names first, or set {key}=FILE "
+            "(our model.safetensors or a community model file)"
+        )
+    return key, path
 
 
 def starting_weights(recipe: dict[str, Any], key: str, path: Path) -> tuple[str, dict[str, torch.Tensor]]:
