@@ -44,7 +44,7 @@ import torch
 import torchvision.transforms.functional
 from engine_overhead import degraded_batches, ours, plain, timed_rate
 from torch import Tensor
-from upscale_memory import measure, write_model, write_photo
+from upscale_memory import measure, upscale_command, write_model, write_photo
 
 from sr_toolkit.config.recipe import load_recipe
 from sr_toolkit.core.discovery import load_entry_points
@@ -233,20 +233,7 @@ def memory_cells(
         photo = work / f"photo_{side}.png"
         if not photo.exists():
             write_photo(photo, side, side)
-        command = [
-            sys.executable,
-            str(ROOT / "tools/upscale.py"),
-            str(model_path),
-            str(photo),
-            "--out",
-            str(work / "out"),
-            "--tile",
-            str(args.tile),
-            "--device",
-            "cpu",
-            *(["--half"] if half else []),
-        ]
-        peak, seconds = measure(command)
+        peak, seconds = measure(upscale_command(model_path, photo, work / "out", args.tile, half))
         print(f"  {model_type} {megapixels} MP: peak {peak:.2f} GiB, {seconds:.0f} s", flush=True)
         cells.append(f"{peak:.2f} ({seconds:.0f} s)")
     return cells

@@ -52,6 +52,12 @@ WAIT_AND_REPORT = (
 )
 
 
+def upscale_command(model: Path, photo: Path, out: Path, tile: int, half: bool) -> list[str]:
+    """The user's ``tools/upscale.py MODEL PHOTO --out OUT --tile T --device cpu [--half]``."""
+    command = [sys.executable, str(ROOT / "tools" / "upscale.py"), str(model), str(photo), "--out", str(out)]
+    return [*command, "--tile", str(tile), "--device", "cpu", *(["--half"] if half else [])]
+
+
 def measure(command: list[str]) -> tuple[float, float]:
     """(peak RSS in GiB, wall seconds) of ``command``, run by a fresh interpreter (see ``WAIT_AND_REPORT``);
     raises if it fails."""
@@ -84,19 +90,9 @@ def main() -> None:
             write_model(work / f"{name}.safetensors", name)
             for size in sizes:
                 out = work / f"out_{name}_{size}"
-                command = [
-                    sys.executable,
-                    str(ROOT / "tools" / "upscale.py"),
-                    str(work / f"{name}.safetensors"),
-                    str(work / f"photo_{size}.png"),
-                    "--out",
-                    str(out),
-                    "--tile",
-                    str(args.tile),
-                    "--device",
-                    "cpu",
-                    *(["--half"] if args.half else []),
-                ]
+                command = upscale_command(
+                    work / f"{name}.safetensors", work / f"photo_{size}.png", out, args.tile, args.half
+                )
                 peak, seconds = measure(command)
                 print(f"{name} {size}: peak RSS {peak:.2f} GiB, {seconds:.0f} s", flush=True)
                 with Image.open(out / f"photo_{size}.png") as result:

@@ -15,7 +15,7 @@ from sr_toolkit.core.registry import DEGRADATIONS
 from sr_toolkit.core.typecheck import Range
 from sr_toolkit.data.degrade import Degradation
 from sr_toolkit.data.kernels import apply_kernels, circular_lowpass, delta, generalized_gaussian, plateau
-from sr_toolkit.data.sampling import as_range, categorical, per_image, uniform
+from sr_toolkit.data.sampling import as_range, categorical, per_image, probability, uniform
 
 
 @DEGRADATIONS.register("gaussian_blur")
@@ -60,12 +60,6 @@ def _kernel_size(value: KernelSize) -> tuple[int, int]:
     if len(bounds) != 2 or any(b < 1 or b % 2 == 0 for b in bounds) or bounds[0] > bounds[1]:
         raise ValueError(f"kernel_size: expected an odd width >= 1 or a [low, high] pair of them, got {value!r}")
     return bounds[0], bounds[1]
-
-
-def _probability(name: str, value: float) -> float:
-    if not 0 <= value <= 1:
-        raise ValueError(f"{name}: expected a probability in [0, 1], got {value!r}")
-    return float(value)
 
 
 def _cutoff(name: str, value: Range) -> tuple[float, float]:
@@ -159,11 +153,11 @@ class RandomBlur(KernelBlur):
         self.sigma = as_range("sigma", sigma, 0.0)
         self.betag = as_range("betag", betag, 0.0)
         self.betap = as_range("betap", betap, 0.0)
-        self.sinc_prob = _probability("sinc_prob", sinc_prob)
+        self.sinc_prob = probability("sinc_prob", sinc_prob)
         self.sinc_cutoff = _cutoff("sinc_cutoff", sinc_cutoff)
         self.sinc_cutoff_small = _cutoff("sinc_cutoff_small", sinc_cutoff_small)
         self.kernel_size = _kernel_size(kernel_size)
-        self.prob = _probability("prob", prob)
+        self.prob = probability("prob", prob)
         self.clip = clip
 
     def draw(
@@ -224,7 +218,7 @@ class SincFilter(KernelBlur):
         kernel_size: KernelSize = (7, 21),
         clip: bool = True,
     ) -> None:
-        self.prob = _probability("prob", prob)
+        self.prob = probability("prob", prob)
         self.cutoff = _cutoff("cutoff", cutoff)
         self.kernel_size = _kernel_size(kernel_size)
         self.clip = clip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from torch import Generator, Tensor
 
 from sr_toolkit.core.registry import DEGRADATIONS
@@ -45,19 +47,27 @@ class OneOf(Degradation):
     def apply(self, x: Tensor, generator: Generator | None) -> Tensor:
         weights = self.weights or [1.0] * len(self.steps)
         picks = categorical(weights, x.shape[0], generator, x.device)
-        result: Tensor | None = None
-        for index, step in enumerate(self.steps):
-            chosen = (picks == index).nonzero().flatten()
-            if chosen.numel() == 0:
-                continue
-            degraded = step(x[chosen], generator)
-            if result is None:
-                result = degraded.new_empty((x.shape[0], *degraded.shape[1:]))
-            elif degraded.shape[1:] != result.shape[1:]:
-                raise ValueError(
-                    f"one_of: steps give different sizes {tuple(result.shape[1:])} and "
-                    f"{tuple(degraded.shape[1:])}; every step must give the same size"
-                )
-            result[chosen] = degraded
-        assert result is not None  # every image picked some step
-        return result
+        branches = [lambda images, step=step: step(images, generator) for step in self.steps]
+        return apply_by_pick(x, picks, branches, "one_of")
+
+
+def apply_by_pick(x: Tensor, picks: Tensor, branches: Sequence[Callable[[Tensor], Tensor]], name: str) -> Tensor:
+    """Each image of ``x`` (N, C, H, W) through the branch its ``picks[i]`` names, the branches called in
+    order (one call each, on their images; none for a branch no image picked), the results put back in the
+    batch's order. Every branch must give images of one size, or a ValueError naming ``name`` is raised."""
+    result: Tensor | None = None
+    for index, branch in enumerate(branches):
+        chosen = (picks == index).nonzero().flatten()
+        if chosen.numel() == 0:
+            continue
+        degraded = branch(x[chosen])
+        if result is None:
+            result = degraded.new_empty((x.shape[0], *degraded.shape[1:]))
+        elif degraded.shape[1:] != result.shape[1:]:
+            raise ValueError(
+                f"{name}: steps give different sizes {tuple(result.shape[1:])} and "
+                f"{tuple(degraded.shape[1:])}; every step must give the same size"
+            )
+        result[chosen] = degraded
+    assert result is not None  # every image picked some branch
+    return result

@@ -6,7 +6,7 @@ from torch import Generator, Tensor
 
 from sr_toolkit.core.registry import DEGRADATIONS
 from sr_toolkit.core.resize import MODES, Mode, imresize, imresize_8bit
-from sr_toolkit.data.degrade import Degradation
+from sr_toolkit.data.degrade import Degradation, scale_factor
 
 
 @DEGRADATIONS.register("downscale")
@@ -20,11 +20,9 @@ class Downscale(Degradation):
     """
 
     def __init__(self, scale: float, mode: Mode = "bicubic", antialias: bool = True, quantize: bool = False) -> None:
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale >= 1:
-            raise ValueError(f"scale: expected a number >= 1, got {scale!r}")
+        self.scale = scale_factor(scale)
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
-        self.scale = scale
         self.mode = mode
         self.antialias = antialias
         self.quantize = quantize

@@ -16,14 +16,7 @@ from torchvision.transforms.functional import rgb_to_grayscale
 from sr_toolkit.core.registry import DEGRADATIONS
 from sr_toolkit.core.typecheck import Range
 from sr_toolkit.data.degrade import Degradation
-from sr_toolkit.data.sampling import as_range, normal, per_image, poisson, uniform
-
-
-def probability(name: str, value: float) -> float:
-    """``value`` as a float in [0, 1], or a ValueError naming ``name``."""
-    if not 0 <= value <= 1:
-        raise ValueError(f"{name}: expected a probability in [0, 1], got {value!r}")
-    return float(value)
+from sr_toolkit.data.sampling import as_range, normal, per_image, poisson, probability, uniform
 
 
 def gray_flags(gray_prob: float, count: int, generator: Generator | None, device: torch.device) -> Tensor | None:

@@ -16,12 +16,11 @@ import torch
 from torch import Generator, Tensor
 
 from sr_toolkit.core.registry import DEGRADATIONS, closest
-from sr_toolkit.data.degrade import Degradation
-from sr_toolkit.data.sampling import uniform
+from sr_toolkit.data.degrade import Degradation, scale_factor
+from sr_toolkit.data.sampling import probability, uniform
 from sr_toolkit.data.sharpen import unsharp_mask
 
-from .compose import OneOf
-from .noise import probability
+from .compose import OneOf, apply_by_pick
 from .resize import REAL_ESRGAN_MODES, RandomModeResize, RandomResize
 
 LEVEL = 1 / 255
@@ -129,9 +128,7 @@ class RealESRGAN(Degradation):
         jpeg_last_prob: float = 0.5,
         sharpen: bool = True,
     ) -> None:
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale >= 1:
-            raise ValueError(f"scale: expected a number >= 1, got {scale!r}")
-        self.scale = scale
+        self.scale = scale_factor(scale)
         self.first = Stage("first", merged_stage("first", X4PLUS_FIRST, first))
         self.second = Stage("second", merged_stage("second", X4PLUS_SECOND, second))
         self.sinc = DEGRADATIONS.build({"type": "sinc_filter", **(sinc or {})}, "sinc")
@@ -154,16 +151,12 @@ class RealESRGAN(Degradation):
         """Resize back to ``size`` + sinc, then JPEG (per image, probability ``jpeg_last_prob``), or the
         reverse. Draws: the order per image, then the JPEG-last images' steps, then the others'."""
         jpeg_last = uniform((x.shape[0],), generator, x.device) < self.jpeg_last_prob
-        out = x.new_empty((*x.shape[:2], *size))
-        for chosen, last in ((jpeg_last, True), (~jpeg_last, False)):
-            picked = chosen.nonzero().flatten()
-            if picked.numel() == 0:
-                continue
-            images = x[picked]
-            if not last:
-                images = self.second.jpeg(images, generator)
-            images = self.sinc(self._resize_back.resize_to_size(images, size, generator), generator)
-            if last:
-                images = self.second.jpeg(images, generator)
-            out[picked] = images
-        return out
+
+        def back_and_sinc(images: Tensor) -> Tensor:
+            return self.sinc(self._resize_back.resize_to_size(images, size, generator), generator)
+
+        def jpeg(images: Tensor) -> Tensor:
+            return self.second.jpeg(images, generator)
+
+        branches = [lambda images: jpeg(back_and_sinc(images)), lambda images: back_and_sinc(jpeg(images))]
+        return apply_by_pick(x, (~jpeg_last).long(), branches, "realesrgan")

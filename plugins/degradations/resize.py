@@ -21,7 +21,7 @@ from torch import Generator, Tensor
 
 from sr_toolkit.core.registry import DEGRADATIONS
 from sr_toolkit.core.typecheck import Range
-from sr_toolkit.data.degrade import Degradation, build_steps
+from sr_toolkit.data.degrade import Degradation, build_steps, scale_factor
 from sr_toolkit.data.sampling import as_range, categorical, uniform
 
 Interpolation = Literal["area", "bilinear", "bicubic", "nearest"]
@@ -116,9 +116,7 @@ class ResizeTo(RandomModeResize):
         self, scale: float, steps: list[dict] | None = None, modes: Sequence[Interpolation] = REAL_ESRGAN_MODES
     ) -> None:
         super().__init__(modes)
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale >= 1:
-            raise ValueError(f"scale: expected a number >= 1, got {scale!r}")
-        self.scale = scale
+        self.scale = scale_factor(scale)
         self.steps = build_steps(steps or [], "steps")
 
     def apply(self, x: Tensor, generator: Generator | None) -> Tensor:

@@ -16,7 +16,8 @@ from typing import Any
 from sr_toolkit.config.recipe_schema import component_specs
 from sr_toolkit.core.errors import RecipeError, SrToolkitError
 from sr_toolkit.core.model_contract import is_discriminator
-from sr_toolkit.core.registry import DATASETS, DEGRADATIONS, LOSSES, MODELS
+from sr_toolkit.core.registry import DATASETS, LOSSES, MODELS
+from sr_toolkit.data.degrade import build_pipeline
 from sr_toolkit.training.gan import AdversarialLoss
 
 Recipe = Mapping[str, Any]
@@ -101,11 +102,10 @@ def check_degradations(recipe: Recipe, raw: Recipe) -> None:
     """Every ``degradation:`` step builds. The schema checks each step's own arguments; steps made of
     other steps (``realesrgan``, ``one_of``, ``random_order``, ``resize_to``) check what they hold only
     when built, which reads no file and draws nothing, so they are built here."""
-    for index, spec in enumerate(recipe["degradation"]):
-        try:
-            DEGRADATIONS.build(spec, f"degradation.{index}")
-        except (ValueError, SrToolkitError) as exc:
-            raise RecipeError(str(exc)) from exc
+    try:
+        build_pipeline(recipe["degradation"])
+    except (ValueError, SrToolkitError) as exc:
+        raise RecipeError(str(exc)) from exc
 
 
 def check_init_from(recipe: Recipe, raw: Recipe) -> None:

@@ -28,6 +28,13 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
+def scale_factor(value: float) -> float:
+    """``value`` as a shrink factor (a number >= 1, not a bool), or a ValueError naming ``scale``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1:
+        raise ValueError(f"scale: expected a number >= 1, got {value!r}")
+    return value
+
+
 class Degradation:
     """A callable ``deg(x, generator=None)`` that degrades a batch (N, C, H, W) of images in [0, 1].
 

@@ -28,6 +28,13 @@ def as_range(name: str, value: Range, low: float = 0.0, high: float | None = Non
     return first, last
 
 
+def probability(name: str, value: float) -> float:
+    """``value`` as a float in [0, 1], or a ValueError naming ``name``."""
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name}: expected a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
 def _source(generator: Generator | None, device: torch.device) -> torch.device:
     return generator.device if generator is not None else device
 
