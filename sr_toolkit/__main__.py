@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("sr_toolkit.commands.eval", "score models and interpolation baselines on a folder of images"),
     "upscale": ("sr_toolkit.commands.upscale", "upscale or restore images with a trained model"),
     "export": ("sr_toolkit.commands.export", "export a trained model to ONNX"),
+    "data": ("sr_toolkit.commands.data", "check a training folder, or prepare it as sub-images for fast reading"),
     "list": ("sr_toolkit.commands.list", "list registered components, or one's arguments"),
     "schema": ("sr_toolkit.commands.schema", "print the recipe schema as JSON Schema"),
 }

@@ -31,3 +31,9 @@ def machine_numerics() -> list[str]:
 
     auto = choose_precision("auto", torch.device("cpu"))
     return ["no", "auto"] if auto.mixed_precision != "no" else ["no"]
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scan indexes go to a folder of the test session, never to the user's ~/.cache."""
+    monkeypatch.setenv("SR_TOOLKIT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "sr_toolkit_cache"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sr_toolkit.core.errors import DataError
 from sr_toolkit.core.registry import DATASETS
-from sr_toolkit.data.image_files import FileDataset, Source
+from sr_toolkit.data.image_files import Cache, FileDataset, Source
 from sr_toolkit.data.patches import Split
 
 TRAIN_PHOTOS = (
@@ -47,7 +47,7 @@ class Builtin(FileDataset):
         augment: bool = True,
         seed: int = 0,
         scale: int = 1,
-        cache: bool = True,
+        cache: Cache = "auto",
         downscales: Sequence[float] = (),
     ) -> None:
         super().__init__(

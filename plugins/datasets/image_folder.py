@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sr_toolkit.core.imageio import list_images
 from sr_toolkit.core.registry import DATASETS
-from sr_toolkit.data.image_files import FileDataset, relative_name
+from sr_toolkit.data.image_files import Cache, FileDataset, relative_name
 from sr_toolkit.data.patches import Split, logger
 from sr_toolkit_plugins.datasets.builtin import builtin_sources
 
@@ -30,7 +30,7 @@ class ImageFolder(FileDataset):
         augment: bool = True,
         seed: int = 0,
         scale: int = 1,
-        cache: bool = True,
+        cache: Cache = "auto",
         downscales: Sequence[float] = (),
     ) -> None:
         if root is None:

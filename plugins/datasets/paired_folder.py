@@ -7,7 +7,7 @@ from pathlib import Path
 from sr_toolkit.core.errors import DataError
 from sr_toolkit.core.registry import DATASETS
 from sr_toolkit.data import pairing
-from sr_toolkit.data.image_files import FileDataset, Source, relative_name, skip
+from sr_toolkit.data.image_files import Cache, FileDataset, Source, relative_name, skip
 from sr_toolkit.data.patches import Split
 
 
@@ -35,7 +35,7 @@ class PairedFolder(FileDataset):
         augment: bool = True,
         seed: int = 0,
         scale: int = 1,
-        cache: bool = True,
+        cache: Cache = "auto",
     ) -> None:
         input_folder, target_folder = Path(input_root).expanduser(), Path(target_root).expanduser()
         inputs, targets = pairing.images(input_folder, "input"), pairing.images(target_folder, "target")

@@ -84,7 +84,7 @@ def resize_weights(in_size: int, out_size: int, scale: float, mode: str = "bicub
     return _cached_weights(int(in_size), int(out_size), float(scale), mode, bool(antialias)).clone()
 
 
-def _output_sizes(
+def output_sizes(
     in_sizes: tuple[int, int], scale: float | None, size: tuple[int, int] | None
 ) -> tuple[tuple[int, int], tuple[float, float]]:
     """MATLAB's rule: a scale gives ``ceil(scale * in)``; a size gives the scale ``out / in``."""
@@ -129,7 +129,7 @@ def imresize(
         raise ValueError(f"imresize expects a float tensor (..., H, W), got {x.dtype} {tuple(x.shape)}")
     _check_mode(mode)
     height, width = x.shape[-2:]
-    (out_h, out_w), (scale_h, scale_w) = _output_sizes((height, width), scale, size)
+    (out_h, out_w), (scale_h, scale_w) = output_sizes((height, width), scale, size)
     if mode == "area":
         flat = x.reshape(-1, 1, height, width)
         return F.interpolate(flat, size=(out_h, out_w), mode="area").reshape(*x.shape[:-2], out_h, out_w)
@@ -166,7 +166,7 @@ def imresize_uint8(
     device = x.device
     values = (x.cpu() if device.type == "mps" else x).double()
     height, width = x.shape[-2:]
-    (out_h, out_w), (scale_h, scale_w) = _output_sizes((height, width), scale, size)
+    (out_h, out_w), (scale_h, scale_w) = output_sizes((height, width), scale, size)
     if mode == "area":
         return matlab_uint8(imresize(values, size=(out_h, out_w), mode="area")).to(device, torch.uint8)
     rows = _cached_weights(height, out_h, scale_h, mode, antialias).to(values.device)

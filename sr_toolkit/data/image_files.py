@@ -1,14 +1,15 @@
-"""The base of dataset plugins whose images are files: every file is decoded once when the dataset is built.
+"""The base of dataset plugins whose images are files, checked up front by a parallel, remembered scan.
 
 A plugin subclasses :class:`FileDataset` and passes ``super().__init__`` its :data:`Source` list
 (each image's name and files by role); everything else (skipping bad files, caching, downscaled
 copies, the deterministic crops of :class:`~sr_toolkit.data.patches.PatchDataset`) comes with it.
 
-That scan finds the unusable files up front (empty, truncated, not an image, too small for the
-patch, an input of the wrong size), so each is skipped with one warning naming it instead of
-failing mid-training; the decoded images are then kept in memory as uint8 when ``cache`` is on.
-The scan costs one decode per file, which suits the small folders SR training uses (hundreds to a
-few thousand images); with ``cache`` off, files are decoded again on every access.
+Every file is decoded once by :func:`sr_toolkit.data.scan.scan` (on all cores, remembered in an
+index so later starts and the other processes of a distributed run skip it), which finds the
+unusable ones up front (empty, truncated, not an image, too small for the patch, an input of the
+wrong size): each is skipped with one warning instead of failing mid-training. The decoded images
+are then kept in memory as uint8 when they fit (``cache: auto``, see :func:`cache_budget`);
+otherwise each draw decodes its file again, in the DataLoader's workers (``data.num_workers``).
 
 Clean training images can also be used at smaller sizes (``downscales``): each factor adds a copy
 of every image shrunk by MATLAB's bicubic ``imresize`` (antialiased, rounded to uint8). A shrunk
@@ -18,17 +19,22 @@ training set (Real-ESRGAN's multi-scale DF2K is made the same way, with copies a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal
 
 import torch
 
 from sr_toolkit.core.errors import DataError
 from sr_toolkit.core.imageio import read_image, to_uint8
-from sr_toolkit.core.resize import imresize_uint8
+from sr_toolkit.core.resize import imresize_uint8, output_sizes
 from sr_toolkit.data.patches import PatchDataset, Split, logger
+from sr_toolkit.data.scan import FileRecord, default_workers, scan
 
 Source = tuple[str, dict[str, Path]]
+TooSmall = Callable[[int, int], str | None]
 """One image: its name and the files it is read from, by role ("target", and "input" when paired)."""
 
 
@@ -60,11 +66,61 @@ def skip(message: str) -> None:
     logger.warning("skipping %s", message)
 
 
+Cache = Literal["auto"] | bool
+CACHE_SHARE = 0.5
+"""The share of the memory available at start that ``cache: auto`` lets the decoded images of all
+local training processes take."""
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations (``MemAvailable`` on Linux; free pages elsewhere)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def cache_budget() -> int:
+    """Bytes one process may cache with ``cache: auto``: :data:`CACHE_SHARE` of the available memory,
+    shared by the processes of this machine (``LOCAL_WORLD_SIZE``, set by ``accelerate launch``)."""
+    processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return int(CACHE_SHARE * available_memory() / processes)
+
+
+def source_problem(
+    files: dict[str, Path], records: dict[Path, FileRecord], scale: int, too_small: TooSmall
+) -> str | None:
+    """Why a source (files by role, as their scan found them) cannot be trained on, as one line
+    naming its files; None when it can. An input must be the target's size, cut to a multiple of
+    ``scale``, divided by ``scale``; ``too_small(height, width)`` judges the target's size."""
+    for path in files.values():
+        if not records[path].usable:
+            return f"{path}: {records[path].problem}"
+    target = records[files["target"]]
+    problem = too_small(target.height, target.width)
+    if "input" in files:
+        got = records[files["input"]]
+        want_height, want_width = target.height // scale, target.width // scale
+        if (got.height, got.width) != (want_height, want_width):
+            problem = (
+                f"input is {got.width}x{got.height}, expected {want_width}x{want_height} "
+                f"(target {target.width}x{target.height} divided by scale {scale})"
+            )
+    return f"{' with '.join(str(path) for path in files.values())}: {problem}" if problem else None
+
+
 class FileDataset(PatchDataset):
     """Images read from files, scanned at construction; ``where`` names their folder(s) in errors.
 
-    ``downscales`` (training split only) adds, per factor, a copy of every image at that fraction of
-    its size, named ``name@factor``; a copy too small for the patch is left out with one log line.
+    ``cache``: ``"auto"`` keeps the decoded images in memory when they take at most
+    :func:`cache_budget` (one log line says which), ``True`` always, ``False`` never (each draw then
+    decodes its file). ``downscales`` (training split only) adds, per factor, a copy of every image at
+    that fraction of its size, named ``name@factor``; a copy too small for the patch is left out with
+    one log line. Raises DataError when no file is usable.
     """
 
     def __init__(
@@ -76,32 +132,39 @@ class FileDataset(PatchDataset):
         augment: bool,
         seed: int,
         scale: int,
-        cache: bool,
+        cache: Cache,
         downscales: Sequence[float] = (),
     ) -> None:
         super().__init__(split, patch_size, augment, seed, scale)
+        if cache not in ("auto", True, False):
+            raise ValueError(f"cache: expected auto, true or false, got {cache!r}")
         factors = (1.0, *check_downscales(downscales)) if split == "train" else (1.0,)
+        records = scan([path for _, files in sources for path in files.values()])
         self._sources: list[Source] = []
         self._factors: list[float] = []
-        self._cached: list[dict[str, torch.Tensor]] = []
+        decoded_bytes = 0
         too_small = 0
         for name, files in sources:
-            images = self._scan(files)
-            if images is None:
+            problem = source_problem(files, records, scale, self.too_small)
+            if problem:
+                skip(problem)
                 continue
             for factor in factors:
-                copy = shrink(images, factor)
-                if factor != 1 and self.too_small(*copy["target"].shape[-2:]):
+                sizes = {role: shrunk_size(records[path], factor) for role, path in files.items()}
+                if factor != 1 and self.too_small(*sizes["target"]):
                     too_small += 1
                     continue
                 self._sources.append((name if factor == 1 else f"{name}@{factor:g}", files))
                 self._factors.append(factor)
-                self._cached.append(copy if cache else {})
+                decoded_bytes += sum(3 * height * width for height, width in sizes.values())
         if not self._sources:
             found = f"all {len(sources)} skipped, see the warnings above" if sources else "none found"
             raise DataError(f"{where}: no usable images ({found})")
         if too_small:
             logger.info("%s: %d downscaled copies too small for the patch left out", where, too_small)
+        self._cached: list[dict[str, torch.Tensor]] = []
+        if self._chooses_cache(cache, decoded_bytes, where):
+            self._cached = self._decode_all()
 
     def __len__(self) -> int:
         return len(self._sources)
@@ -111,39 +174,54 @@ class FileDataset(PatchDataset):
 
     @property
     def in_memory(self) -> bool:
-        return all(self._cached)
+        return bool(self._cached)
 
     def images(self, image_index: int) -> dict[str, torch.Tensor]:
-        cached = self._cached[image_index]
-        if cached:
-            return dict(cached)
+        if self._cached:
+            return dict(self._cached[image_index])
         images = {role: decode(path) for role, path in self._sources[image_index][1].items()}
         return shrink(images, self._factors[image_index])
 
-    def _scan(self, files: dict[str, Path]) -> dict[str, torch.Tensor] | None:
-        """The decoded images when usable; otherwise None after one warning."""
-        try:
-            images = {role: decode(path) for role, path in files.items()}
-        except DataError as exc:
-            skip(str(exc))
-            return None
-        problem = self._size_problem(images)
-        if problem:
-            skip(f"{' with '.join(str(path) for path in files.values())}: {problem}")
-            return None
-        return images
+    def _chooses_cache(self, cache: Cache, decoded_bytes: int, where: str) -> bool:
+        """Whether to keep the decoded images in memory, said in one log line for a training set."""
+        if cache is False:
+            return False
+        budget = cache_budget()
+        fits = decoded_bytes <= budget
+        size = f"{decoded_bytes / 2**30:.2f} GiB"
+        if self.split == "train" and (fits or cache is True):
+            logger.info("data: %s: %d images decoded in memory (%s)", where, len(self), size)
+        elif self.split == "train":
+            logger.info(
+                "data: %s: the decoded images (%s) would pass the memory budget (%.1f GiB, half the available "
+                "memory): each draw decodes its file; set data.num_workers, or cut the photos into "
+                "sub-images once with sr-toolkit data prepare",
+                where,
+                size,
+                budget / 2**30,
+            )
+        if cache is True and not fits:
+            logger.warning(
+                "data: %s: cache: true keeps %s of decoded images over the %.1f GiB budget", where, size, budget / 2**30
+            )
+        return fits or cache is True
 
-    def _size_problem(self, images: dict[str, torch.Tensor]) -> str | None:
-        height, width = images["target"].shape[-2:]
-        if "input" in images:
-            got_height, got_width = images["input"].shape[-2:]
-            want_height, want_width = height // self.scale, width // self.scale
-            if (got_height, got_width) != (want_height, want_width):
-                return (
-                    f"input is {got_width}x{got_height}, expected {want_width}x{want_height} "
-                    f"(target {width}x{height} divided by scale {self.scale})"
-                )
-        return self.too_small(height, width)
+    def _decode_all(self) -> list[dict[str, torch.Tensor]]:
+        """Every image decoded (and shrunk by its factor), in parallel threads."""
+
+        def decoded(index: int) -> dict[str, torch.Tensor]:
+            files = self._sources[index][1]
+            return shrink({role: decode(path) for role, path in files.items()}, self._factors[index])
+
+        with ThreadPoolExecutor(max_workers=default_workers()) as pool:
+            return list(pool.map(decoded, range(len(self._sources))))
+
+
+def shrunk_size(record: FileRecord, factor: float) -> tuple[int, int]:
+    """(height, width) of an image of ``record``'s size scaled by ``factor``, as :func:`shrink` makes it."""
+    if factor == 1:
+        return record.height, record.width
+    return output_sizes((record.height, record.width), factor, None)[0]
 
 
 def relative_name(path: Path, root: Path) -> str:

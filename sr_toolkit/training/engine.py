@@ -94,8 +94,9 @@ class Trainer:
         resume_path = checkpoint_to_resume(resume, self.folder)
         start_from = init_source(recipe) if resume_path is None else None  # a resume holds its weights
         data = recipe["data"]
-        self.train_set = DATASETS.build(data["train"], where="data.train")
-        self.val_set = DATASETS.build(data["val"], where="data.val") if data["val"] else None
+        with self.accelerator.main_process_first():  # the main process scans; the others read its index
+            self.train_set = DATASETS.build(data["train"], where="data.train")
+            self.val_set = DATASETS.build(data["val"], where="data.val") if data["val"] else None
         if recipe["degradation"] and "input" in self.train_set[0] and self.main:
             log.info(
                 "data.train gives its own inputs (%s): the degradation list is not applied to them",
