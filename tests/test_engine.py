@@ -107,6 +107,23 @@ def test_resume_is_bit_exact(tmp_path: Path, tiny: Path, numerics: str, ema: flo
     assert [r["step"] for r in losses if "loss" in r] == [2, 3, 4, 6]  # 3 ended the first run; none twice
 
 
+@pytest.mark.parametrize("numerics", machine_numerics())
+def test_workers_decoding_files_resume_to_the_cached_run(tmp_path: Path, tiny: Path, numerics: str) -> None:
+    # the uninterrupted run cuts crops from images held in memory; the interrupted one has two
+    # DataLoader workers decode every draw's file: both streams are the pure function of the draw
+    common = ("data.train.type=image_folder", "scheduler.type=constant", f"train.mixed_precision={numerics}")
+    workers = ("data.train.cache=false", "data.num_workers=2", "train.checkpoint_every=3")
+    full = train(tiny, f"output_dir={tmp_path / 'full'}", *common)
+    assert full.train_set.in_memory
+    half = train(tiny, f"output_dir={tmp_path / 'half'}", "train.max_steps=3", *common, *workers)
+    assert not half.train_set.in_memory
+    resumed = train(tiny, f"output_dir={tmp_path / 'half'}", *common, *workers, resume=True)
+    assert resumed.state.step == 6
+    a = full.accelerator.unwrap_model(full.model).state_dict()
+    b = resumed.accelerator.unwrap_model(resumed.model).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, tiny: Path, clean_registries: None) -> None:
     plugin = tmp_path / "nan_loss.py"
     plugin.write_text(

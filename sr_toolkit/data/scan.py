@@ -148,10 +148,14 @@ def _checked(paths: list[Path], workers: int, what: str) -> Iterator[tuple[Path,
     """(path, record) for each path, checked in ``workers`` threads, with a progress bar on a terminal
     when there are many; the indexes are saved every :data:`SAVE_EVERY` seconds by the caller's loop."""
     show = len(paths) >= PROGRESS_FROM and sys.stderr.isatty()
-    with ThreadPoolExecutor(max_workers=workers) as pool, _progress(show, len(paths), what) as advance:
-        for path, record in zip(paths, pool.map(check_file, paths)):
-            advance()
-            yield path, record
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        with _progress(show, len(paths), what) as advance:
+            for path, record in zip(paths, pool.map(check_file, paths)):
+                advance()
+                yield path, record
+    finally:
+        pool.shutdown(cancel_futures=True)  # Ctrl-C: the files not yet started are not decoded
 
 
 @contextmanager
