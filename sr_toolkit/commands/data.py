@@ -21,12 +21,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, (module_name, summary) in ACTIONS.items():
-        module = importlib.import_module(module_name)
-        sub = actions.add_parser(
-            name, help=summary, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-        )
-        module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        sub = actions.add_parser(name, help=summary, formatter_class=argparse.RawDescriptionHelpFormatter)
+        if argv[:1] == [name]:  # only the action that runs is imported: the others cost nothing
+            module = importlib.import_module(module_name)
+            sub.description = module.__doc__
+            module.add_arguments(sub)
+            sub.set_defaults(run=module.run)
     return parser.parse_args(argv)
 
 

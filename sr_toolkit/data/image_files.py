@@ -103,14 +103,20 @@ def source_problem(
     target = records[files["target"]]
     problem = too_small(target.height, target.width)
     if "input" in files:
-        got = records[files["input"]]
-        want_height, want_width = target.height // scale, target.width // scale
-        if (got.height, got.width) != (want_height, want_width):
-            problem = (
-                f"input is {got.width}x{got.height}, expected {want_width}x{want_height} "
-                f"(target {target.width}x{target.height} divided by scale {scale})"
-            )
+        problem = input_size_problem(records[files["input"]], target, scale) or problem
     return f"{' with '.join(str(path) for path in files.values())}: {problem}" if problem else None
+
+
+def input_size_problem(got: FileRecord, target: FileRecord, scale: int) -> str | None:
+    """Why a decoded input does not fit its decoded target at ``scale`` (it must be the target's
+    size, cut to a multiple of ``scale``, divided by ``scale``), or None when it does."""
+    want_height, want_width = target.height // scale, target.width // scale
+    if (got.height, got.width) == (want_height, want_width):
+        return None
+    return (
+        f"input is {got.width}x{got.height}, expected {want_width}x{want_height} "
+        f"(target {target.width}x{target.height} divided by scale {scale})"
+    )
 
 
 class FileDataset(PatchDataset):
