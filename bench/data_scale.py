@@ -43,32 +43,42 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 WIDTH, HEIGHT = 2040, 1350
 WARMUP, STEPS = 5, 30
+BASES = 40
 
 
-def generate(folder: Path, count: int, first: int = 0) -> None:
-    """``count`` photo-like PNGs of WIDTHxHEIGHT named 0001.png... (kept when already there)."""
+def generate(folder: Path, count: int) -> None:
+    """``count`` distinct photo-like PNGs of WIDTHxHEIGHT named 0001.png... (kept when already there):
+    shifted copies of :data:`BASES` smooth colour fields with fine noise (encoding is the cost)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from torchvision.io import encode_png, write_file
 
     folder.mkdir(parents=True, exist_ok=True)
+    missing = [number for number in range(count) if not (folder / f"{number + 1:04d}.png").exists()]
+    bases: dict[int, torch.Tensor] = {}
+
+    def base(number: int) -> torch.Tensor:
+        if number not in bases:
+            generator = torch.Generator().manual_seed(number)
+            coarse = torch.rand(1, 3, HEIGHT // 24, WIDTH // 24, generator=generator) * 255
+            image = F.interpolate(coarse, size=(HEIGHT, WIDTH), mode="bicubic", align_corners=False)
+            image = image + torch.randn(image.shape, generator=generator) * 3
+            bases[number] = image.clamp(0, 255).round().to(torch.uint8)[0]
+        return bases[number]
 
     def make(number: int) -> None:
         path = folder / f"{number + 1:04d}.png"
-        if path.exists():
-            return
-        generator = torch.Generator().manual_seed(number)
-        coarse = torch.rand(1, 3, HEIGHT // 24, WIDTH // 24, generator=generator) * 255
-        image = F.interpolate(coarse, size=(HEIGHT, WIDTH), mode="bicubic", align_corners=False)
-        image = image + torch.randn(image.shape, generator=generator) * 3
+        shifted = torch.roll(base(number % BASES), (number * 37 % HEIGHT, number * 101 % WIDTH), (1, 2))
         temporary = path.with_suffix(".tmp")
-        write_file(str(temporary), encode_png(image.clamp(0, 255).round().to(torch.uint8)[0], compression_level=1))
+        write_file(str(temporary), encode_png(shifted.contiguous(), compression_level=1))
         temporary.rename(path)
 
     started = time.perf_counter()
+    for number in range(min(BASES, count)):
+        base(number)
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-        list(pool.map(make, range(first, first + count)))
-    print(f"photos: {count} in {folder} ({time.perf_counter() - started:.0f} s to make the missing ones)")
+        list(pool.map(make, missing))
+    print(f"photos: {count} in {folder} ({time.perf_counter() - started:.0f} s to make {len(missing)})")
 
 
 def shrink_folder(source: Path, target: Path, scale: int) -> None:

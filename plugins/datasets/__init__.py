@@ -1,3 +1,3 @@
 """First-party datasets: importing this package registers them."""
 
-from sr_toolkit_plugins.datasets import builtin, cifar10, image_folder, paired_folder  # noqa: F401
+from sr_toolkit_plugins.datasets import builtin, cifar10, image_folder, paired_folder, prepared  # noqa: F401

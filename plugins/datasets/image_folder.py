@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from sr_toolkit.core.imageio import list_images
 from sr_toolkit.core.registry import DATASETS
-from sr_toolkit.data.image_files import Cache, FileDataset, relative_name
+from sr_toolkit.data.image_files import Cache, FileDataset, folder_sources
 from sr_toolkit.data.patches import Split, logger
 from sr_toolkit_plugins.datasets.builtin import builtin_sources
 
@@ -38,6 +37,6 @@ class ImageFolder(FileDataset):
             sources, where = builtin_sources(split), f"builtin {split} photos"
         else:
             folder = Path(root).expanduser()
-            sources = [(relative_name(path, folder), {"target": path}) for path in list_images(folder)]
+            sources = folder_sources(folder)
             where = str(folder)
         super().__init__(sources, where, split, patch_size, augment, seed, scale, cache, downscales)

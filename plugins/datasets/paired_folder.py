@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sr_toolkit.core.errors import DataError
 from sr_toolkit.core.registry import DATASETS
-from sr_toolkit.data import pairing
-from sr_toolkit.data.image_files import Cache, FileDataset, Source, relative_name, skip
+from sr_toolkit.data.image_files import Cache, FileDataset, paired_sources
 from sr_toolkit.data.patches import Split
 
 
@@ -38,19 +36,6 @@ class PairedFolder(FileDataset):
         cache: Cache = "auto",
     ) -> None:
         input_folder, target_folder = Path(input_root).expanduser(), Path(target_root).expanduser()
-        inputs, targets = pairing.images(input_folder, "input"), pairing.images(target_folder, "target")
-        found = pairing.pair(inputs, targets, scale)
-        for ambiguity in found.ambiguous:
-            skip(str(ambiguity))
-        for path in found.lone_inputs:
-            skip(f"{path}: no file named like it in {target_folder}")
-        for path in found.lone_targets:
-            skip(f"{path}: no file named like it in {input_folder}")
-        sources: list[Source] = [
-            (relative_name(target, target_folder), {"input": source, "target": target})
-            for _, target, source in found.pairs
-        ]
-        if not sources:
-            raise DataError(f"no input in {input_folder} matches a target in {target_folder} by name")
+        sources = paired_sources(input_folder, target_folder, scale)
         where = f"{input_folder} with {target_folder}"
         super().__init__(sources, where, split, patch_size, augment, seed, scale, cache)

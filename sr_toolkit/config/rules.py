@@ -2,9 +2,9 @@
 
 Each rule takes the resolved recipe (and the raw one, before defaults, to tell a value the user wrote
 from a default) and raises :class:`~sr_toolkit.core.errors.RecipeError` naming the key(s) at fault.
-They read only the recipe and the registered components' classes, never a file or an image, so
-``tools/train.py RECIPE --print-recipe`` and every command that loads a recipe catch these mistakes
-before any dataset is built.
+They read only the recipe and the registered components' classes (and at most one small metadata
+file, see :func:`gives_inputs`), never an image, so ``tools/train.py RECIPE --print-recipe`` and
+every command that loads a recipe catch these mistakes before any dataset is built.
 """
 
 from __future__ import annotations
@@ -73,15 +73,20 @@ def check_gan(recipe: Recipe, raw: Recipe) -> None:
         raise RecipeError("train.grad_accum: GAN recipes take one batch per update (set it to 1)")
 
 
-def gives_inputs(dataset_type: str) -> bool:
-    """Whether the dataset registered as ``dataset_type`` gives its own network inputs (paired data):
-    its class declares ``gives_inputs = True`` (its items then carry an ``"input"`` beside the ``"target"``)."""
-    return bool(getattr(DATASETS.get(dataset_type).factory, "gives_inputs", False))
+def gives_inputs(spec: Mapping[str, Any]) -> bool:
+    """Whether the dataset a recipe's ``spec`` (``type`` and arguments) builds gives its own network
+    inputs (paired data; its items then carry an ``"input"`` beside the ``"target"``): its class
+    declares ``gives_inputs = True``, or, when that depends on the arguments, has a classmethod
+    ``gives_inputs_for(spec)`` that decides (``prepared`` reads its set's metadata: the one rule that
+    may read a file, and only when the recipe has no degradation)."""
+    factory = DATASETS.get(spec["type"]).factory
+    decide = getattr(factory, "gives_inputs_for", None)
+    return bool(decide(spec)) if decide is not None else bool(getattr(factory, "gives_inputs", False))
 
 
 def check_inputs(recipe: Recipe, raw: Recipe) -> None:
     """The network needs inputs: from ``degradation:``, or from a paired ``data.train`` dataset."""
-    if not recipe["degradation"] and not gives_inputs(recipe["data"]["train"]["type"]):
+    if not recipe["degradation"] and not gives_inputs(recipe["data"]["train"]):
         raise RecipeError(
             "degradation: the list is empty and data.train gives no inputs; add one, "
             "e.g. degradation: [{type: downscale}] for upscaling"

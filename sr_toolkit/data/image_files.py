@@ -28,9 +28,11 @@ from typing import Literal
 import torch
 
 from sr_toolkit.core.errors import DataError
-from sr_toolkit.core.imageio import read_image, to_uint8
+from sr_toolkit.core.imageio import list_images, read_image, to_uint8
 from sr_toolkit.core.resize import imresize_uint8, output_sizes
+from sr_toolkit.data import pairing
 from sr_toolkit.data.patches import PatchDataset, Split, logger
+from sr_toolkit.data.prepared import refuse_prepared
 from sr_toolkit.data.scan import FileRecord, default_workers, scan
 
 Source = tuple[str, dict[str, Path]]
@@ -48,6 +50,11 @@ def shrink(images: dict[str, torch.Tensor], factor: float) -> dict[str, torch.Te
     if factor == 1:
         return images
     return {role: imresize_uint8(image, scale=factor) for role, image in images.items()}
+
+
+def copy_name(name: str, factor: float) -> str:
+    """The name of image ``name``'s copy at ``factor`` of its size: ``name@0.5``, or ``name`` at 1."""
+    return name if factor == 1 else f"{name}@{factor:g}"
 
 
 def check_downscales(downscales: Sequence[float]) -> tuple[float, ...]:
@@ -160,7 +167,7 @@ class FileDataset(PatchDataset):
                 if factor != 1 and self.too_small(*sizes["target"]):
                     too_small += 1
                     continue
-                self._sources.append((name if factor == 1 else f"{name}@{factor:g}", files))
+                self._sources.append((copy_name(name, factor), files))
                 self._factors.append(factor)
                 decoded_bytes += sum(3 * height * width for height, width in sizes.values())
         if not self._sources:
@@ -233,3 +240,32 @@ def shrunk_size(record: FileRecord, factor: float) -> tuple[int, int]:
 def relative_name(path: Path, root: Path) -> str:
     """``path`` relative to ``root``, without its suffix, with '/' separators: the image's name."""
     return path.relative_to(root).with_suffix("").as_posix()
+
+
+def folder_sources(folder: Path) -> list[Source]:
+    """The images under ``folder`` (recursive) as sources of targets, named by :func:`relative_name`.
+    Raises DataError when ``folder`` is not a folder, or is a prepared set."""
+    refuse_prepared(folder)
+    return [(relative_name(path, folder), {"target": path}) for path in list_images(folder)]
+
+
+def paired_sources(input_folder: Path, target_folder: Path, scale: int) -> list[Source]:
+    """Inputs matched with their targets by :mod:`sr_toolkit.data.pairing` at ``scale``, named after
+    the target; each unmatched file skipped with a warning naming it, the files of an ambiguous name
+    with one warning naming them all. Raises DataError when nothing matches, or a folder is a prepared set."""
+    refuse_prepared(input_folder)
+    refuse_prepared(target_folder)
+    inputs, targets = pairing.images(input_folder, "input"), pairing.images(target_folder, "target")
+    found = pairing.pair(inputs, targets, scale)
+    for ambiguity in found.ambiguous:
+        skip(str(ambiguity))
+    for path in found.lone_inputs:
+        skip(f"{path}: no file named like it in {target_folder}")
+    for path in found.lone_targets:
+        skip(f"{path}: no file named like it in {input_folder}")
+    sources: list[Source] = [
+        (relative_name(target, target_folder), {"input": source, "target": target}) for _, target, source in found.pairs
+    ]
+    if not sources:
+        raise DataError(f"no input in {input_folder} matches a target in {target_folder} by name")
+    return sources

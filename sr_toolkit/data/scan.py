@@ -150,7 +150,7 @@ def _checked(paths: list[Path], workers: int, what: str) -> Iterator[tuple[Path,
     show = len(paths) >= PROGRESS_FROM and sys.stderr.isatty()
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        with _progress(show, len(paths), what) as advance:
+        with progress(show, len(paths), f"checking {what}") as advance:
             for path, record in zip(paths, pool.map(check_file, paths)):
                 advance()
                 yield path, record
@@ -159,12 +159,12 @@ def _checked(paths: list[Path], workers: int, what: str) -> Iterator[tuple[Path,
 
 
 @contextmanager
-def _progress(show: bool, total: int, what: str) -> Iterator[Callable[[], None]]:
-    """A function advancing a rich progress bar of ``total`` files when ``show``; else one doing nothing."""
+def progress(show: bool, total: int, label: str) -> Iterator[Callable[[], None]]:
+    """A function advancing a rich progress bar (``label``, done / ``total``) when ``show``; else one doing nothing."""
     if not show:
         yield lambda: None
         return
-    columns = (TextColumn(f"checking {what}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as progress:
         task = progress.add_task("", total=total)
         yield lambda: progress.advance(task)

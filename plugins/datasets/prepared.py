@@ -1,0 +1,73 @@
+"""``prepared``: sub-images cut once by ``sr-toolkit data prepare`` and read from one LMDB file."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sr_toolkit.core.errors import DataError
+from sr_toolkit.core.registry import DATASETS
+from sr_toolkit.data import prepared
+from sr_toolkit.data.patches import PatchDataset, Split, logger
+
+
+@DATASETS.register("prepared")
+class Prepared(PatchDataset):
+    """The sub-images of a prepared folder (``root``), each an image to crop patches from.
+
+    Items are ``{"target", "name"}`` (the name being the sub-image's key, ``photo/y0240_x0480``) and,
+    for a paired set, ``"input"`` too: such a set gives its own inputs, and its stored scale must
+    equal ``scale``. Sub-images smaller than ``patch_size`` are left out (one log line says how many).
+    The LMDB file is opened on first read in each process (DataLoader workers included, see
+    :func:`sr_toolkit.data.prepared.environment`) and read in place, through the page cache. Raises
+    DataError when ``root`` is not a prepared folder, was made by another format version, is paired
+    at another scale, or has no sub-image large enough.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        split: Split = "train",
+        patch_size: int | None = None,
+        augment: bool = True,
+        seed: int = 0,
+        scale: int = 1,
+    ) -> None:
+        super().__init__(split, patch_size, augment, seed, scale)
+        self.root = Path(root).expanduser()
+        metadata = prepared.read_metadata(self.root)
+        stored = metadata.options["scale"]
+        if metadata.paired and stored != scale:
+            raise DataError(f"{self.root}: prepared at scale {stored}, the dataset's scale is {scale}")
+        self._roles: list[str] = list(metadata.options["roles"])
+        self._keys = [sub.key for sub in metadata.sub_images if not self.too_small(*sub.sizes["target"])]
+        left_out = len(metadata.sub_images) - len(self._keys)
+        if not self._keys:
+            raise DataError(f"{self.root}: all {left_out} sub-images are {self.too_small(0, 0)}")
+        if left_out:
+            logger.info("data: %s: %d sub-images too small for the patch left out", self.root, left_out)
+
+    @classmethod
+    def gives_inputs_for(cls, spec: Mapping[str, Any]) -> bool:
+        """Whether the set a recipe's ``spec`` names is paired (reads its metadata; DataError when it cannot)."""
+        return prepared.read_metadata(Path(spec["root"]).expanduser()).paired
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def name(self, image_index: int) -> str:
+        return self._keys[image_index]
+
+    def images(self, image_index: int) -> dict[str, torch.Tensor]:
+        key = self._keys[image_index]
+        images = {}
+        with prepared.environment(self.root).begin(buffers=True) as txn:
+            for role in self._roles:
+                data = txn.get(prepared.record_key(role, key))
+                if data is None:
+                    raise DataError(f"{self.root}: {role}/{key} is missing; prepare the set again")
+                images[role] = prepared.decode(data)
+        return images
