@@ -26,6 +26,7 @@ plus the prepared sets of the subset.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -86,13 +87,13 @@ def shrink_folder(source: Path, target: Path, scale: int) -> None:
     from torchvision.io import encode_png, write_file
 
     from sr_toolkit.core.imageio import list_images
-    from sr_toolkit.core.resize import imresize_uint8
+    from sr_toolkit.core.resize import imresize_uint8, modcrop
     from sr_toolkit.data.image_files import decode
 
     target.mkdir(parents=True, exist_ok=True)
     for path in list_images(source):
         if not (target / path.name).exists():
-            small = imresize_uint8(decode(path), scale=1 / scale)
+            small = imresize_uint8(modcrop(decode(path), scale), scale=1 / scale)
             write_file(str(target / path.name), encode_png(small, compression_level=1))
 
 
@@ -180,22 +181,25 @@ def prepare(photos: Path, out: Path, *extra: str) -> float:
 
 
 def throughput(photos: Path, subset: Path, work: Path) -> None:
-    prepared = work / "prepared"
-    seconds = prepare(subset, prepared, "--downscales", "0.75", "0.5")
-    if seconds:
-        size = gib(folder_size(prepared))
-        print(f"\nprepared {subset} (with the recipes' downscales 0.75 0.5) in {seconds:.0f} s: {size}")
+    sets = {codec: work / f"prepared_{codec}" for codec in ("png", "raw")}
+    for codec, out in sets.items():
+        seconds = prepare(subset, out, "--downscales", "0.75", "0.5", "--codec", codec)
+        if seconds:
+            size = gib(folder_size(out))
+            print(f"\nprepared {subset} (downscales 0.75 0.5 as the recipes, {codec}) in {seconds:.0f} s: {size}")
     print(f"\n## throughput: batch 16, 2 workers, auto numerics; images/s over {STEPS} steps after {WARMUP}")
-    print(f"{'recipe':<12} {'source':<34} {'images/s':>9} {'waiting':>8} {'vs held':>8}")
+    print(f"{'recipe':<12} {'source':<40} {'images/s':>9} {'waiting':>8} {'vs held':>8}")
     for recipe in ("compact_x4", "edsr_x4"):
         held, _ = engine_rate(recipe, ["data.num_workers=0"])
-        print(f"{recipe:<12} {'built-in photos held on the device':<34} {held:9.1f} {'-':>8} {1:8.2f}")
-        for source, overrides in (
-            (f"folder of {len(list(photos.glob('*.png')))} photos", [f"data.train.root={photos}"]),
-            (f"prepared ({subset.name})", [f"data.train={{type: prepared, root: {prepared}, patch_size: 96}}"]),
-        ):
+        print(f"{recipe:<12} {'built-in photos held on the device':<40} {held:9.1f} {'-':>8} {1:8.2f}")
+        sources = [(f"folder of {len(list(photos.glob('*.png')))} photos", [f"data.train.root={photos}"])]
+        sources += [
+            (f"prepared {subset.name}, {codec}", [f"data.train={{type: prepared, root: {out}, patch_size: 96}}"])
+            for codec, out in sets.items()
+        ]
+        for source, overrides in sources:
             rate, waiting = engine_rate(recipe, overrides)
-            print(f"{recipe:<12} {source:<34} {rate:9.1f} {waiting:8.0%} {rate / held:8.2f}")
+            print(f"{recipe:<12} {source:<40} {rate:9.1f} {waiting:8.0%} {rate / held:8.2f}")
 
 
 # ---------------------------------------------------------------------------------------- basicsr
@@ -217,9 +221,9 @@ def basicsr_prepare(hr: Path, lr: Path, out: Path, scale: int) -> float:
                 crop = image[y : y + size, x : x + size]
                 cv2.imwrite(str(subs / f"{path.stem}_s{index + 1:03d}.png"), crop, [cv2.IMWRITE_PNG_COMPRESSION, 3])
         names = sorted(file.name for file in subs.glob("*.png"))
-        make_lmdb_from_imgs(
-            str(subs), str(out / f"{folder.name}.lmdb"), names, [Path(n).stem for n in names], n_thread=2
-        )
+        keys = [Path(name).stem for name in names]
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            make_lmdb_from_imgs(str(subs), str(out / f"{folder.name}.lmdb"), names, keys, n_thread=2)
         shutil.rmtree(subs)
     return time.perf_counter() - started
 

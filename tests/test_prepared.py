@@ -64,12 +64,15 @@ def test_sub_image_positions() -> None:
     assert [(w.top, w.left, w.height, w.width) for w in found] == [(0, x, 30, 48) for x in (0, 24, 48, 62)]
 
 
-def test_prepare_stores_exact_crops(photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("codec", ["png", "raw"])
+def test_prepare_stores_exact_crops(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], codec: str
+) -> None:
     out = tmp_path / "set"
-    assert prepare(photos, out, *SMALL) == 0
+    assert prepare(photos, out, *SMALL, "--codec", codec) == 0
     assert "2 photos used, 0 skipped, 10 sub-images" in capsys.readouterr().out
     metadata = read_metadata(out)
-    assert metadata.options["size"] == 48 and not metadata.paired
+    assert metadata.options["size"] == 48 and not metadata.paired and metadata.options["codec"] == codec
     dataset = build(out, split="val")
     assert len(dataset) == 10
     for index in range(len(dataset)):
@@ -101,7 +104,7 @@ def test_paired_sub_images_correspond(tmp_path: Path) -> None:
     write_noise(tmp_path / "hr" / "a.png", 101, 131, seed=3)  # modcropped to 100x130
     write_noise(tmp_path / "lr" / "a.png", 50, 65, seed=4)
     out = tmp_path / "set"
-    assert prepare(tmp_path / "hr", out, "--input", tmp_path / "lr", "--scale", "2", *SMALL) == 0
+    assert prepare(tmp_path / "hr", out, "--input", tmp_path / "lr", "--scale", "2", *SMALL, "--codec", "raw") == 0
     assert gives_inputs({"type": "prepared", "root": str(out)})
     dataset = build(out, split="val", scale=2)
     hr, lr = decode(tmp_path / "hr" / "a.png"), decode(tmp_path / "lr" / "a.png")

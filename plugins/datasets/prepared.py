@@ -43,8 +43,11 @@ class Prepared(PatchDataset):
         if metadata.paired and stored != scale:
             raise DataError(f"{self.root}: prepared at scale {stored}, the dataset's scale is {scale}")
         self._roles: list[str] = list(metadata.options["roles"])
-        self._keys = [sub.key for sub in metadata.sub_images if not self.too_small(*sub.sizes["target"])]
-        left_out = len(metadata.sub_images) - len(self._keys)
+        self._codec: str = metadata.options["codec"]
+        kept = [sub for sub in metadata.sub_images if not self.too_small(*sub.sizes["target"])]
+        self._keys = [sub.key for sub in kept]
+        self._sizes = [sub.sizes for sub in kept]
+        left_out = len(metadata.sub_images) - len(kept)
         if not self._keys:
             raise DataError(f"{self.root}: all {left_out} sub-images are {self.too_small(0, 0)}")
         if left_out:
@@ -69,5 +72,5 @@ class Prepared(PatchDataset):
                 data = txn.get(prepared.record_key(role, key))
                 if data is None:
                     raise DataError(f"{self.root}: {role}/{key} is missing; prepare the set again")
-                images[role] = prepared.decode(data)
+                images[role] = prepared.decode(data, self._codec, self._sizes[image_index][role])
         return images

@@ -37,7 +37,7 @@ from sr_toolkit.data.image_files import (
     skip,
     source_problem,
 )
-from sr_toolkit.data.prepared import Metadata, SubImage, Writer, check_out, encode, record_key
+from sr_toolkit.data.prepared import CODECS, Metadata, SubImage, Writer, check_out, encode, record_key
 from sr_toolkit.data.scan import default_workers, progress, scan
 from sr_toolkit.data.sub_images import check_cut, cut
 
@@ -60,6 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--downscales", type=float, nargs="+", default=[], metavar="F", help="also cut copies shrunk by each factor"
+    )
+    parser.add_argument(
+        "--codec",
+        choices=CODECS,
+        default="png",
+        help="png: lossless, ~43%% of the raw bytes, ~4 ms to decode a 480x480 sub-image; raw: the pixels as "
+        "they are, nothing to decode, 2.3x the disk (default: png)",
     )
     parser.add_argument("--workers", type=int, default=default_workers(), help="threads cutting and encoding")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT when it is a prepared set")
@@ -90,11 +97,12 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         "roles": sorted(folders),
         "downscales": list(downscales),
         "folders": folders,
+        "codec": args.codec,
     }
 
 
 def cut_photo(source: Source, settings: dict[str, Any]) -> Cut:
-    """Decode one photo (and its input), cut it at every factor and encode each sub-image as PNG."""
+    """Decode one photo (and its input), cut it at every factor and encode each sub-image (``codec``)."""
     name, files = source
     images = {role: decode(path) for role, path in files.items()}
     places = (settings["size"], settings["step"], settings["min_leftover"], settings["scale"] or 1)
@@ -106,7 +114,7 @@ def cut_photo(source: Source, settings: dict[str, Any]) -> Cut:
             key = f"{copy}/{window.key()}"
             sizes = {role: (crop.shape[-2], crop.shape[-1]) for role, crop in crops.items()}
             sub_images.append(SubImage(key, copy, sizes))
-            records.update({record_key(role, key): encode(crop) for role, crop in crops.items()})
+            records.update({record_key(role, key): encode(crop, settings["codec"]) for role, crop in crops.items()})
     return sub_images, records
 
 
