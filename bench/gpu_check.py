@@ -141,7 +141,7 @@ class Speed:
     data_wait_pct: float  # share of the timed wall clock spent in next(batches)
     precision: Precision
     batch_device: str
-    data_line: str  # the engine's "data: ..." log line ("" for the plain loop)
+    data_line: str  # the engine's log line saying where batches come from ("" for the plain loop)
     gpu_busy_pct: float | None
     peak_gpu_gib: float | None
 
@@ -343,7 +343,8 @@ def engine_speed(ctx: Context, name: str, *overrides: str) -> Speed:
         trainer._batches = lambda: clock.wrap(batches())
         trainer.fit()
     images = trainer.recipe["data"]["batch_size"] * trainer.micro_batches
-    return clock.speed(images, trainer.precision, lines.first("data:"))
+    batches_line = lines.first("data: decoded images held on") or lines.first("data: DataLoader")
+    return clock.speed(images, trainer.precision, batches_line)
 
 
 def plain_speed(ctx: Context, recipe: dict[str, Any]) -> Speed:

@@ -55,7 +55,10 @@ def test_python_m_and_version_name_one_number() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["trian"], "unknown command 'trian' (did you mean train?); commands: train, eval, upscale, export, data, list"),
+        (
+            ["trian"],
+            "unknown command 'trian' (did you mean train?); commands: train, eval, upscale, export, data, list",
+        ),
         ([], "a command is needed: train, eval"),
     ],
 )

@@ -65,8 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--codec",
         choices=CODECS,
         default="png",
-        help="png: lossless, ~43%% of the raw bytes, ~4 ms to decode a 480x480 sub-image; raw: the pixels as "
-        "they are, nothing to decode, 2.3x the disk (default: png)",
+        help="png: lossless, about half the raw bytes, ~4 ms to decode a 480x480 sub-image; raw: the pixels "
+        "as they are, nothing to decode, about twice the disk (default: png)",
     )
     parser.add_argument("--workers", type=int, default=default_workers(), help="threads cutting and encoding")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT when it is a prepared set")

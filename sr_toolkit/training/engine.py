@@ -199,6 +199,9 @@ class Trainer:
                     if self.val_set is not None and self.state.step % cfg["val_every"] == 0:
                         self._validate_in_training(stop, display)
                 display.finish(self.state.step)
+            # stop the DataLoader's workers now, before validation: matplotlib's parser keeps exceptions
+            # whose tracebacks hold this frame, which would keep them until a garbage collection (10 s)
+            del batches
             self._check_finite()
             if self.main:
                 self._log_stop_reason(stop, pace.first_step)
