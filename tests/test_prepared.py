@@ -70,7 +70,7 @@ def test_prepare_stores_exact_crops(
 ) -> None:
     out = tmp_path / "set"
     assert prepare(photos, out, *SMALL, "--codec", codec) == 0
-    assert "2 photos used, 0 skipped, 10 sub-images" in capsys.readouterr().out
+    assert "2 photos used, 0 files skipped, 10 sub-images" in capsys.readouterr().out
     metadata = read_metadata(out)
     assert metadata.options["size"] == 48 and not metadata.paired and metadata.options["codec"] == codec
     dataset = build(out, split="val")
@@ -176,6 +176,33 @@ def test_folders_and_sets_are_not_mistaken_for_each_other(photos: Path, tmp_path
     (out / METADATA).write_text(json.dumps({**document, "version": 99}))
     with pytest.raises(DataError, match="format version 99"):
         build(out, split="val")
+    with pytest.raises(DataError, match="missing: folder not found"):
+        build(tmp_path / "missing", split="val")
+
+
+def test_a_patch_larger_than_every_sub_image_says_what_to_do(photos: Path, tmp_path: Path) -> None:
+    assert prepare(photos, tmp_path / "set", *SMALL) == 0
+    with pytest.raises(DataError, match=r"smaller than patch_size 64 \(the largest is 48x48\).*larger --size"):
+        build(tmp_path / "set", patch_size=64)
+
+
+def test_paired_summary_counts_every_skipped_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("a", "b", "lonely"):
+        write_noise(tmp_path / "hr" / f"{name}.png", 64, 64)
+    write_noise(tmp_path / "lr" / "a.png", 32, 32)
+    write_noise(tmp_path / "lr" / "b.png", 20, 20)  # not the target's size / 2
+    write_noise(tmp_path / "lr" / "stray.png", 32, 32)
+    assert prepare(tmp_path / "hr", tmp_path / "set", "--input", tmp_path / "lr", "--scale", "2", *SMALL) == 0
+    assert "1 pairs used, 4 files skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("action", ["check", "prepare"])
+def test_a_scale_below_one_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], action: str) -> None:
+    write_noise(tmp_path / "hr" / "a.png", 64, 64)
+    out = [str(tmp_path / "set")] if action == "prepare" else []
+    with pytest.raises(SystemExit) as exit_:
+        main(["data", action, str(tmp_path / "hr"), *out, "--input", str(tmp_path / "hr"), "--scale", "0"])
+    assert exit_.value.code == 2 and "--scale: expected a positive whole number, got '0'" in capsys.readouterr().err
 
 
 def test_small_sub_images_are_left_out(photos: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -184,7 +211,7 @@ def test_small_sub_images_are_left_out(photos: Path, tmp_path: Path, caplog: pyt
     assert not gives_inputs({"type": "prepared", "root": str(out)})
     with caplog.at_level(logging.INFO, logger="sr_toolkit"):
         dataset = build(out, patch_size=40)
-    assert len(dataset) == 8 and "2 sub-images too small for the patch left out" in caplog.text
+    assert len(dataset) == 8 and "2 sub-image(s) too small for patch_size 40 left out, from sub/small" in caplog.text
 
 
 def test_data_loader_workers_give_the_same_items(photos: Path, tmp_path: Path) -> None:

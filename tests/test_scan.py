@@ -85,10 +85,14 @@ def test_sizes_are_upright_and_16_bit_files_say_so(tmp_path: Path) -> None:
     assert records[deep].bits == 16 and records[deep].mode.startswith("I")
 
 
-def test_a_second_scan_decodes_only_new_or_changed_files(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_second_scan_decodes_only_new_or_changed_files(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     first = scan.scan(paths(folder))
     decoded = counting_checks(monkeypatch)
-    assert scan.scan(paths(folder)) == first and decoded == []
+    with caplog.at_level(logging.INFO, logger="sr_toolkit"):
+        assert scan.scan(paths(folder)) == first and decoded == []
+    assert "7 images known from the index, none to decode" in caplog.text
     write(folder / "new.png", 20, 20)
     changed = folder / "a.png"
     write(changed, 44, 30, seed=5)
@@ -143,7 +147,10 @@ def test_cache_auto_keeps_images_in_memory_only_when_they_fit(
         forced = DATASETS.build({**spec, "cache": True})
     assert not too_large.in_memory and "would pass the memory budget" in caplog.text
     assert forced.in_memory and "cache: true keeps" in caplog.text
-    assert not DATASETS.build({**spec, "cache": False}).in_memory
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sr_toolkit"):
+        assert not DATASETS.build({**spec, "cache": False}).in_memory
+    assert "cache: false: each draw decodes its file" in caplog.text
     for index in range(8):  # the same crops either way
         assert torch.equal(fits[index]["target"], too_large[index]["target"])
 

@@ -47,11 +47,22 @@ class Prepared(PatchDataset):
         kept = [sub for sub in metadata.sub_images if not self.too_small(*sub.sizes["target"])]
         self._keys = [sub.key for sub in kept]
         self._sizes = [sub.sizes for sub in kept]
-        left_out = len(metadata.sub_images) - len(kept)
+        small = [sub for sub in metadata.sub_images if self.too_small(*sub.sizes["target"])]
         if not self._keys:
-            raise DataError(f"{self.root}: all {left_out} sub-images are {self.too_small(0, 0)}")
-        if left_out:
-            logger.info("data: %s: %d sub-images too small for the patch left out", self.root, left_out)
+            height, width = max(sub.sizes["target"] for sub in small)
+            raise DataError(
+                f"{self.root}: every sub-image is smaller than patch_size {patch_size} (the largest is "
+                f"{width}x{height}); use a smaller patch_size, or prepare the set again with a larger --size"
+            )
+        if small:
+            photos = sorted({sub.name for sub in small})
+            logger.info(
+                "data: %s: %d sub-image(s) too small for patch_size %s left out, from %s",
+                self.root,
+                len(small),
+                patch_size,
+                ", ".join(photos[:5]) + (f" and {len(photos) - 5} more photos" if len(photos) > 5 else ""),
+            )
 
     @classmethod
     def gives_inputs_for(cls, spec: Mapping[str, Any]) -> bool:

@@ -24,7 +24,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         sub = actions.add_parser(name, help=summary, formatter_class=argparse.RawDescriptionHelpFormatter)
         if argv[:1] == [name]:  # only the action that runs is imported: the others cost nothing
             module = importlib.import_module(module_name)
-            sub.description = module.__doc__
+            sub.description = (module.__doc__ or "").replace("``", "")  # its literals as plain text
             module.add_arguments(sub)
             sub.set_defaults(run=module.run)
     return parser.parse_args(argv)

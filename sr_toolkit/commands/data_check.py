@@ -6,8 +6,8 @@ the targets that ``paired_folder`` matches with the inputs in LR_DIR by name at 
 file is decoded once on all cores (a progress bar on a terminal) and remembered in the index that
 training reads, so a second check, or training after it, decodes only what changed.
 
-The report: how many files were found, decode and would be skipped (and, paired, the pairs and
-unmatched files); their sizes, modes and the memory their decoded pixels take against the budget of
+The report: how many files were found, how many decode and how many training would skip (and, paired,
+the pairs and unmatched files); their sizes, modes and the memory their decoded pixels take against the budget of
 ``cache: auto``; then one line per problem: files that cannot be decoded (empty, truncated, not an
 image), too small for ``--patch-size`` (or for the scale), inputs not their target's size divided by
 the scale, unpaired files, names that match more than one file, and exact duplicates (a warning:
@@ -27,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sr_toolkit.commands.exit_codes import FAILED, OK, exit_status
+from sr_toolkit.commands.options import positive_int
 from sr_toolkit.core.errors import DataError
 from sr_toolkit.data.folder_check import AMBIGUOUS, KINDS, UNPAIRED_INPUT, UNPAIRED_TARGET, Findings, check_folder
 
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scale",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="the training scale: inputs are 1/N of their targets (needed with --input; default 1)",
     )
@@ -93,7 +94,11 @@ def report(findings: Findings, console: Console, shown: int | None) -> None:
 def counts_table(findings: Findings) -> Table:
     """Files found, decoding and skipped; with inputs, the pairs and unmatched files too."""
     table = Table("files", "count")
-    rows = [("found", len(findings.files)), ("decode", findings.usable), ("training would skip", len(findings.skipped))]
+    rows = [
+        ("found", len(findings.files)),
+        ("decodable", findings.usable),
+        ("training would skip", len(findings.skipped)),
+    ]
     if findings.pairs is not None:
         rows += [
             ("pairs", findings.pairs),

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sr_toolkit.commands.exit_codes import OK, exit_status
+from sr_toolkit.commands.options import positive_int
 from sr_toolkit.core.errors import DataError, SrToolkitError
+from sr_toolkit.data import pairing
 from sr_toolkit.data.image_files import (
     Source,
     check_downscales,
@@ -52,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", metavar="DIR", help="the photos (the targets with --input), searched recursively")
     parser.add_argument("out", metavar="OUT", help="the prepared folder to write (must not exist, see --overwrite)")
     parser.add_argument("--input", metavar="LR_DIR", help="low-resolution inputs matched with DIR's photos by name")
-    parser.add_argument("--scale", type=int, metavar="N", help="the inputs' factor (with --input)")
+    parser.add_argument("--scale", type=positive_int, metavar="N", help="the inputs' factor (with --input)")
     parser.add_argument("--size", type=int, default=480, help="sub-image side in pixels (default: 480)")
     parser.add_argument("--step", type=int, default=240, help="pixels between sub-images (default: 240)")
     parser.add_argument(
@@ -68,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="png: lossless, about half the raw bytes, ~4 ms to decode a 480x480 sub-image; raw: the pixels "
         "as they are, nothing to decode, about twice the disk (default: png)",
     )
-    parser.add_argument("--workers", type=int, default=default_workers(), help="threads cutting and encoding")
+    parser.add_argument("--workers", type=positive_int, default=default_workers(), help="threads cutting and encoding")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT when it is a prepared set")
 
 
@@ -80,8 +82,6 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         raise SrToolkitError("--downscales: only for clean photos (without --input)")
     scale = args.scale or 1
     try:
-        if scale < 1:
-            raise ValueError(f"--scale: must be a positive integer, got {scale}")
         check_cut(args.size, args.step, args.min_leftover, scale)
         downscales = check_downscales(args.downscales)
     except ValueError as exc:
@@ -147,8 +147,11 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.folder).expanduser()
     if args.input is None:
         sources = folder_sources(folder)
+        found_files = len(sources)
     else:
-        sources = paired_sources(Path(args.input).expanduser(), folder, args.scale)
+        input_folder = Path(args.input).expanduser()
+        sources = paired_sources(input_folder, folder, args.scale)
+        found_files = len(pairing.images(input_folder, "input")) + len(pairing.images(folder, "target"))
     records = scan([path for _, files in sources for path in files.values()])
     usable = []
     for source in sources:
@@ -164,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     writer = Writer(out, raw_bytes(usable, settings, sizes))
     sub_images: list[SubImage] = []
     try:
-        workers = max(1, args.workers)
+        workers = args.workers
         with (
             ThreadPoolExecutor(max_workers=workers) as pool,
             progress(sys.stderr.isatty(), len(usable), "cutting photos") as advance,
@@ -177,8 +180,10 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         writer.abandon()
         raise
+    used = f"{len(usable)} pairs" if args.input else f"{len(usable)} photos"
+    skipped = found_files - len(usable) * (2 if args.input else 1)
     print(
-        f"{out}: {len(usable)} photos used, {len(sources) - len(usable)} skipped, {len(sub_images)} sub-images, "
+        f"{out}: {used} used, {skipped} files skipped, {len(sub_images)} sub-images, "
         f"{writer.written / 2**30:.2f} GiB written in {time.perf_counter() - start:.1f} s"
     )
     return OK

@@ -198,12 +198,16 @@ class FileDataset(PatchDataset):
     def _chooses_cache(self, cache: Cache, decoded_bytes: int, where: str) -> bool:
         """Whether to keep the decoded images in memory, said in one log line for a training set."""
         if cache is False:
+            if self.split == "train":
+                logger.info("data: %s: cache: false: each draw decodes its file", where)
             return False
         budget = cache_budget()
         fits = decoded_bytes <= budget
         size = f"{decoded_bytes / 2**30:.2f} GiB"
         if self.split == "train" and (fits or cache is True):
-            logger.info("data: %s: %d images decoded in memory (%s)", where, len(self), size)
+            logger.info(
+                "data: %s: %d images decoded in memory (%s; budget %.1f GiB)", where, len(self), size, budget / 2**30
+            )
         elif self.split == "train":
             logger.info(
                 "data: %s: the decoded images (%s) would pass the memory budget (%.1f GiB, half the available "

@@ -122,6 +122,8 @@ def read_metadata(root: Path) -> Metadata:
     """The metadata of the prepared set in ``root``. Raises DataError when it is missing (naming the
     command that makes one), unreadable, or of another format version."""
     path = root / METADATA
+    if not root.is_dir():
+        raise DataError(f"{root}: folder not found" if not root.exists() else f"{root}: not a folder")
     if not path.is_file():
         raise DataError(f"{root}: not a prepared set ({METADATA} not found); make one with sr-toolkit data prepare")
     try:

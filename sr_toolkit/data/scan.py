@@ -122,6 +122,8 @@ def scan(paths: Sequence[Path], workers: int | None = None, what: str = "images"
         else:
             records[path] = known
     if not stale:
+        if paths:
+            log.info("data: %d %s known from the index, none to decode", len(paths), what)
         return records
     start = time.perf_counter()
     try:
