@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sr_toolkit.core.registry import DATASETS
-from sr_toolkit.data.image_files import Cache, FileDataset, paired_sources
+from sr_toolkit.data.image_files import Cache, FileDataset, pair_folders, paired_sources
 from sr_toolkit.data.patches import Split
 
 
@@ -36,6 +36,6 @@ class PairedFolder(FileDataset):
         cache: Cache = "auto",
     ) -> None:
         input_folder, target_folder = Path(input_root).expanduser(), Path(target_root).expanduser()
-        sources = paired_sources(input_folder, target_folder, scale)
+        sources = paired_sources(pair_folders(input_folder, target_folder, scale), input_folder, target_folder)
         where = f"{input_folder} with {target_folder}"
         super().__init__(sources, where, split, patch_size, augment, seed, scale, cache)

@@ -26,18 +26,17 @@ from typing import Any, TypeVar
 
 from sr_toolkit.commands.exit_codes import OK, exit_status
 from sr_toolkit.commands.options import positive_int
-from sr_toolkit.core.errors import DataError, SrToolkitError
-from sr_toolkit.data import pairing
+from sr_toolkit.core.errors import SrToolkitError
 from sr_toolkit.data.image_files import (
     Source,
     check_downscales,
     copy_name,
     decode,
     folder_sources,
+    pair_folders,
     paired_sources,
     shrink,
-    skip,
-    source_problem,
+    usable_sources,
 )
 from sr_toolkit.data.prepared import CODECS, Metadata, SubImage, Writer, check_out, encode, record_key
 from sr_toolkit.data.scan import default_workers, progress, scan
@@ -150,19 +149,12 @@ def run(args: argparse.Namespace) -> int:
         found_files = len(sources)
     else:
         input_folder = Path(args.input).expanduser()
-        sources = paired_sources(input_folder, folder, args.scale)
-        found_files = len(pairing.images(input_folder, "input")) + len(pairing.images(folder, "target"))
+        matched = pair_folders(input_folder, folder, args.scale)
+        sources = paired_sources(matched, input_folder, folder)
+        found_files = matched.file_count
     records = scan([path for _, files in sources for path in files.values()])
-    usable = []
-    for source in sources:
-        problem = source_problem(source[1], records, args.scale or 1, lambda height, width: None)
-        if problem:
-            skip(problem)
-        else:
-            usable.append(source)
-    if not usable:
-        found = f"all {len(sources)} skipped, see the warnings above" if sources else "none found"
-        raise DataError(f"{folder}: no usable images ({found})")
+    # the patch size is not known yet: the dataset leaves out sub-images too small for it
+    usable = usable_sources(sources, records, args.scale or 1, lambda height, width: None, str(folder))
     sizes = {path: (record.height, record.width) for path, record in records.items()}
     writer = Writer(out, raw_bytes(usable, settings, sizes))
     sub_images: list[SubImage] = []

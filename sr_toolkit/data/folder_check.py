@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sr_toolkit.core.errors import DataError
-from sr_toolkit.core.imageio import list_images
 from sr_toolkit.data import pairing
 from sr_toolkit.data.image_files import (
     Source,
     TooSmall,
     cache_budget,
+    folder_sources,
     input_size_problem,
-    relative_name,
     source_problem,
 )
 from sr_toolkit.data.patches import PatchDataset
@@ -154,8 +153,8 @@ def check_folder(
         raise DataError(f"workers must be at least 1, got {workers}")
     problems: list[Problem] = []
     if input_folder is None:
-        by_role = {"target": list_images(target_folder)}
-        sources: list[Source] = [(relative_name(path, target_folder), {"target": path}) for path in by_role["target"]]
+        sources: list[Source] = folder_sources(target_folder)
+        by_role = {"target": [files["target"] for _, files in sources]}
         pairs = None
     else:
         inputs, targets = pairing.images(input_folder, "input"), pairing.images(target_folder, "target")

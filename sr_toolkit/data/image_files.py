@@ -114,6 +114,24 @@ def source_problem(
     return f"{' with '.join(str(path) for path in files.values())}: {problem}" if problem else None
 
 
+def usable_sources(
+    sources: Sequence[Source], records: dict[Path, FileRecord], scale: int, too_small: TooSmall, where: str
+) -> list[Source]:
+    """The sources :func:`source_problem` finds nothing wrong with, in order; each other one skipped
+    with one warning. Raises DataError naming ``where`` when none is left."""
+    usable = []
+    for source in sources:
+        problem = source_problem(source[1], records, scale, too_small)
+        if problem:
+            skip(problem)
+        else:
+            usable.append(source)
+    if not usable:
+        found = f"all {len(sources)} skipped, see the warnings above" if sources else "none found"
+        raise DataError(f"{where}: no usable images ({found})")
+    return usable
+
+
 def input_size_problem(got: FileRecord, target: FileRecord, scale: int) -> str | None:
     """Why a decoded input does not fit its decoded target at ``scale`` (it must be the target's
     size, cut to a multiple of ``scale``, divided by ``scale``), or None when it does."""
@@ -157,11 +175,7 @@ class FileDataset(PatchDataset):
         self._factors: list[float] = []
         decoded_bytes = 0
         too_small = 0
-        for name, files in sources:
-            problem = source_problem(files, records, scale, self.too_small)
-            if problem:
-                skip(problem)
-                continue
+        for name, files in usable_sources(sources, records, scale, self.too_small, where):
             for factor in factors:
                 sizes = {role: shrunk_size(records[path], factor) for role, path in files.items()}
                 if factor != 1 and self.too_small(*sizes["target"]):
@@ -170,9 +184,6 @@ class FileDataset(PatchDataset):
                 self._sources.append((copy_name(name, factor), files))
                 self._factors.append(factor)
                 decoded_bytes += sum(3 * height * width for height, width in sizes.values())
-        if not self._sources:
-            found = f"all {len(sources)} skipped, see the warnings above" if sources else "none found"
-            raise DataError(f"{where}: no usable images ({found})")
         if too_small:
             logger.info("%s: %d downscaled copies too small for the patch left out", where, too_small)
         self._cached: list[dict[str, torch.Tensor]] = []
@@ -192,6 +203,10 @@ class FileDataset(PatchDataset):
     def images(self, image_index: int) -> dict[str, torch.Tensor]:
         if self._cached:
             return dict(self._cached[image_index])
+        return self._decode(image_index)
+
+    def _decode(self, image_index: int) -> dict[str, torch.Tensor]:
+        """Image ``image_index`` decoded from its files and shrunk by its factor."""
         images = {role: decode(path) for role, path in self._sources[image_index][1].items()}
         return shrink(images, self._factors[image_index])
 
@@ -225,13 +240,8 @@ class FileDataset(PatchDataset):
 
     def _decode_all(self) -> list[dict[str, torch.Tensor]]:
         """Every image decoded (and shrunk by its factor), in parallel threads."""
-
-        def decoded(index: int) -> dict[str, torch.Tensor]:
-            files = self._sources[index][1]
-            return shrink({role: decode(path) for role, path in files.items()}, self._factors[index])
-
         with ThreadPoolExecutor(max_workers=default_workers()) as pool:
-            return list(pool.map(decoded, range(len(self._sources))))
+            return list(pool.map(self._decode, range(len(self._sources))))
 
 
 def shrunk_size(record: FileRecord, factor: float) -> tuple[int, int]:
@@ -253,14 +263,18 @@ def folder_sources(folder: Path) -> list[Source]:
     return [(relative_name(path, folder), {"target": path}) for path in list_images(folder)]
 
 
-def paired_sources(input_folder: Path, target_folder: Path, scale: int) -> list[Source]:
-    """Inputs matched with their targets by :mod:`sr_toolkit.data.pairing` at ``scale``, named after
-    the target; each unmatched file skipped with a warning naming it, the files of an ambiguous name
-    with one warning naming them all. Raises DataError when nothing matches, or a folder is a prepared set."""
+def pair_folders(input_folder: Path, target_folder: Path, scale: int) -> pairing.Pairing:
+    """The files of both folders matched by :mod:`sr_toolkit.data.pairing` at ``scale``. Raises
+    DataError when a folder is missing or is a prepared set."""
     refuse_prepared(input_folder)
     refuse_prepared(target_folder)
-    inputs, targets = pairing.images(input_folder, "input"), pairing.images(target_folder, "target")
-    found = pairing.pair(inputs, targets, scale)
+    return pairing.pair(pairing.images(input_folder, "input"), pairing.images(target_folder, "target"), scale)
+
+
+def paired_sources(found: pairing.Pairing, input_folder: Path, target_folder: Path) -> list[Source]:
+    """The pairs :func:`pair_folders` found as sources named after the target; each unmatched file
+    skipped with a warning naming it, the files of an ambiguous name with one warning naming them all.
+    Raises DataError when nothing matches."""
     for ambiguity in found.ambiguous:
         skip(str(ambiguity))
     for path in found.lone_inputs:

@@ -101,6 +101,12 @@ class Pairing:
     lone_targets: tuple[Path, ...]
     lone_inputs: tuple[Path, ...]
 
+    @property
+    def file_count(self) -> int:
+        """How many files the pairing saw: both files of each pair, the ambiguous ones and the lone ones."""
+        ambiguous = sum(len(ambiguity.files) for ambiguity in self.ambiguous)
+        return 2 * len(self.pairs) + ambiguous + len(self.lone_targets) + len(self.lone_inputs)
+
 
 def pair(inputs: Mapping[str, Path], targets: Mapping[str, Path], scale: int) -> Pairing:
     """Match ``inputs`` with ``targets`` (files by relative name, as :func:`images` gives them) by
